@@ -1,0 +1,1 @@
+"""dynamoguard: Airflow pipelines that keep DynamoDB data and its backups safe."""

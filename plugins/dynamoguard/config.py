@@ -1,0 +1,259 @@
+"""The protected estate, read from one YAML file and validated into typed objects.
+
+The file is ``include/dynamoguard.yaml`` unless ``DYNAMOGUARD_CONFIG`` names another one.
+DAG files call :func:`load_config` at parse time, so it stays cheap: one YAML parse,
+cached per (path, modification time), no AWS calls.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV_VAR = "DYNAMOGUARD_CONFIG"
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "dynamoguard.yaml"
+
+_TABLE_NAME = re.compile(r"^[a-zA-Z0-9_.-]{3,255}$")
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
+class ConfigError(ValueError):
+    """The config file is missing, unreadable or invalid; the message names the file and key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Account(_Strict):
+    """An AWS account reached through an Airflow AWS connection."""
+
+    aws_conn_id: str
+    account_id: str
+
+    @field_validator("account_id")
+    @classmethod
+    def _account_id(cls, value: str) -> str:
+        if not _ACCOUNT_ID.match(value):
+            raise ValueError("must be a 12-digit AWS account id (quote it in YAML)")
+        return value
+
+
+class Accounts(_Strict):
+    source: Account
+    backup: Account
+    audit: Account | None = None
+
+
+def _bucket_name(value: str) -> str:
+    if not _BUCKET_NAME.match(value):
+        raise ValueError(f"{value!r} is not a valid S3 bucket name")
+    return value
+
+
+class BackupBucket(_Strict):
+    """Where nightly exports land, and the Object Lock policy they must carry."""
+
+    name: str
+    prefix: str = "exports"
+    lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
+    allow_governance: bool = False
+    min_retention_days: int = Field(35, ge=1, le=36500)
+    enforce_retention: bool = False
+
+    _name = field_validator("name")(_bucket_name)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return value.strip("/")
+
+
+class ReplicaBucket(_Strict):
+    """The bucket in the backup account that holds a locked copy of every export."""
+
+    name: str
+    mode: Literal["copy", "verify"] = "copy"
+    lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
+    min_retention_days: int = Field(35, ge=1, le=36500)
+    replication_lag_minutes: int = Field(15, ge=0)
+
+    _name = field_validator("name")(_bucket_name)
+
+
+class ReportsBucket(_Strict):
+    name: str
+    prefix: str = "reports"
+
+    _name = field_validator("name")(_bucket_name)
+
+
+class Notifications(_Strict):
+    sns_topic_arn: str | None = None
+
+
+class Nightly(_Strict):
+    schedule: str = "0 2 * * *"
+    export_timeout_minutes: int = Field(180, ge=1)
+    poll_interval_seconds: int = Field(30, ge=1)
+    max_concurrency: int = Field(32, ge=1, le=512)
+
+
+class TableDrill(_Strict):
+    source: Literal["pitr", "export", "replica"] | None = None
+    validation: Literal["full", "sample"] | None = None
+
+
+class Table(_Strict):
+    """A protected DynamoDB table."""
+
+    name: str
+    ensure_pitr: bool = False
+    allowed_principals: list[str] = Field(default_factory=list)
+    require_fine_grained_access: bool = False
+    drill: TableDrill = Field(default_factory=TableDrill)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _TABLE_NAME.match(value):
+            raise ValueError(f"{value!r} is not a valid DynamoDB table name")
+        return value
+
+
+class Drills(_Strict):
+    schedule: str | None = "0 5 * * 0"
+    scratch_prefix: str = "dgdrill-"
+    default_source: Literal["pitr", "export", "replica"] = "export"
+    validation: Literal["full", "sample"] = "full"
+    sample_size: int = Field(100, ge=1)
+    keep_minutes: int = Field(0, ge=0)
+    all_tables: bool = False
+
+    @field_validator("scratch_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if len(value) < 3 or not re.match(r"^[a-zA-Z0-9_.-]+$", value):
+            raise ValueError("must be at least 3 characters of a-z, A-Z, 0-9, '_', '-', '.'")
+        return value
+
+
+class Audit(_Strict):
+    schedule: str = "@hourly"
+    trail_name: str
+    trail_bucket: str
+    trail_prefix: str = ""
+    organization_id: str | None = None
+    accounts: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list)
+    allowed_principals: list[str] = Field(default_factory=list)
+    fail_on_high: bool = True
+    kms_key_arns: list[str] = Field(default_factory=list)
+
+    _bucket = field_validator("trail_bucket")(_bucket_name)
+
+
+class AccessReview(_Strict):
+    schedule: str = "@daily"
+    require_permission_boundary: bool = False
+
+
+class Config(_Strict):
+    """The whole protected estate."""
+
+    region: str = "us-east-1"
+    accounts: Accounts
+    backup_bucket: BackupBucket
+    replica_bucket: ReplicaBucket
+    reports_bucket: ReportsBucket
+    notifications: Notifications = Field(default_factory=Notifications)
+    nightly: Nightly = Field(default_factory=Nightly)
+    tables: list[Table] = Field(min_length=1)
+    drills: Drills = Field(default_factory=Drills)
+    audit: Audit
+    access_review: AccessReview = Field(default_factory=AccessReview)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Config:
+        names = [t.name for t in self.tables]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tables: duplicate table names {duplicates}")
+        clashing = [n for n in names if n.startswith(self.drills.scratch_prefix)]
+        if clashing:
+            raise ValueError(
+                f"drills.scratch_prefix {self.drills.scratch_prefix!r} matches protected tables {clashing}"
+            )
+        if self.backup_bucket.lock_mode == "GOVERNANCE" and not self.backup_bucket.allow_governance:
+            raise ValueError("backup_bucket.lock_mode is GOVERNANCE but backup_bucket.allow_governance is false")
+        if self.accounts.source.account_id == self.accounts.backup.account_id:
+            raise ValueError("accounts.backup.account_id must differ from accounts.source.account_id")
+        return self
+
+    def table(self, name: str) -> Table:
+        """The protected table called ``name``; KeyError names it if it is not protected."""
+        for table in self.tables:
+            if table.name == name:
+                return table
+        raise KeyError(f"{name!r} is not a protected table in the config")
+
+    @property
+    def table_names(self) -> list[str]:
+        return [t.name for t in self.tables]
+
+    def table_arn(self, name: str) -> str:
+        return f"arn:aws:dynamodb:{self.region}:{self.accounts.source.account_id}:table/{name}"
+
+
+def config_path() -> Path:
+    """The config file in use: ``$DYNAMOGUARD_CONFIG`` or ``include/dynamoguard.yaml``."""
+    return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
+
+
+def _format_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "missing":
+            lines.append(f"{key}: required key is missing")
+        elif item["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key")
+        else:
+            lines.append(f"{key}: {item['msg']}")
+    return "\n  ".join(lines)
+
+
+def parse_config(text: str, source: str = "<string>") -> Config:
+    """Validate YAML text; ConfigError names ``source`` and each offending key."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid config:\n  {_format_errors(exc)}") from None
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int) -> Config:
+    return parse_config(Path(path).read_text(), source=path)
+
+
+def load_config(path: str | os.PathLike | None = None) -> Config:
+    """Read and validate the config file (cached until the file changes)."""
+    resolved = Path(path) if path else config_path()
+    try:
+        mtime = resolved.stat().st_mtime_ns
+    except OSError as exc:
+        raise ConfigError(f"{resolved}: cannot read config file ({exc.strerror})") from None
+    return _load_cached(str(resolved), mtime)
