@@ -1,0 +1,101 @@
+"""Failure notifications: the amazon provider's ``SnsNotifier`` to ``notifications.sns_topic_arn``.
+
+``failure_notifier(config)`` gives an ``on_failure_callback``; ``notify(config, subject, message)``
+publishes from task code. With no topic configured both only log, so a missing topic never breaks a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.sns import SnsHook
+from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
+from airflow.sdk.bases.notifier import BaseNotifier
+
+log = logging.getLogger(__name__)
+
+# SNS Subject: ASCII, no line breaks or control characters, fewer than 100 characters.
+_SUBJECT_MAX = 99
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]+")
+# SNS Message: at most 256 KB (UTF-8); keep well below it.
+_MESSAGE_MAX = 200_000
+
+
+def sns_subject(text: str) -> str:
+    """``text`` made acceptable as an SNS Subject."""
+    cleaned = _NOT_PRINTABLE_ASCII.sub(" ", text).strip() or "dynamoguard"
+    return cleaned if len(cleaned) <= _SUBJECT_MAX else cleaned[: _SUBJECT_MAX - 3] + "..."
+
+
+def sns_message(text: str) -> str:
+    """``text`` cut to fit an SNS Message, saying so when it was cut."""
+    encoded = text.encode()
+    if len(encoded) <= _MESSAGE_MAX:
+        return text
+    return encoded[:_MESSAGE_MAX].decode(errors="ignore") + "\n[message truncated]"
+
+
+def failure_text(context: dict[str, Any]) -> tuple[str, str]:
+    """Subject and message describing the failed task instance in ``context``."""
+    ti = context.get("ti") or context.get("task_instance")
+    dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
+    task_id = getattr(ti, "task_id", "?")
+    map_index = getattr(ti, "map_index", -1)
+    label = f"{task_id}[{map_index}]" if map_index is not None and map_index >= 0 else task_id
+    run_id = context.get("run_id") or getattr(ti, "run_id", "?")
+    lines = [
+        f"DAG: {dag_id}",
+        f"Task: {label}",
+        f"Run: {run_id}",
+        f"Try: {getattr(ti, 'try_number', '?')}",
+        f"Logical date: {context.get('logical_date')}",
+        f"Error: {context.get('exception')}",
+    ]
+    log_url = getattr(ti, "log_url", None)
+    if log_url:
+        lines.append(f"Log: {log_url}")
+    return sns_subject(f"dynamoguard FAILED: {dag_id}.{label}"), sns_message("\n".join(lines))
+
+
+class TaskFailureSnsNotifier(SnsNotifier):
+    """``SnsNotifier`` whose subject and message describe the failed task from the callback context."""
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(message="", **kwargs)
+
+    def notify(self, context):
+        self.subject, self.message = failure_text(context)
+        log.info("Publishing failure notification to %s: %s", self.target_arn, self.subject)
+        super().notify(context)
+
+
+class LogOnlyNotifier(BaseNotifier):
+    """Stand-in when no SNS topic is configured: logs the failure it would have sent."""
+
+    def notify(self, context):
+        subject, message = failure_text(context)
+        log.warning("No notifications.sns_topic_arn configured; not sent: %s\n%s", subject, message)
+
+
+def failure_notifier(config) -> BaseNotifier:
+    """An ``on_failure_callback`` publishing to the configured SNS topic (log-only without one)."""
+    topic = config.notifications.sns_topic_arn
+    if not topic:
+        return LogOnlyNotifier()
+    return TaskFailureSnsNotifier(
+        aws_conn_id=config.accounts.source.aws_conn_id, target_arn=topic, region_name=config.region
+    )
+
+
+def notify(config, subject: str, message: str) -> str | None:
+    """Publish ``subject``/``message`` to the configured topic; return the MessageId (None if no topic)."""
+    topic = config.notifications.sns_topic_arn
+    subject, message = sns_subject(subject), sns_message(message)
+    if not topic:
+        log.warning("No notifications.sns_topic_arn configured; not sent: %s\n%s", subject, message)
+        return None
+    log.info("Publishing notification to %s: %s", topic, subject)
+    hook = SnsHook(aws_conn_id=config.accounts.source.aws_conn_id, region_name=config.region)
+    return hook.publish_to_target(target_arn=topic, message=message, subject=subject)["MessageId"]
