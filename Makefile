@@ -15,7 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m include.demo
+	PYTHONPATH=.:plugins $(BIN)/python -m include.demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .
