@@ -130,6 +130,7 @@ class Table(_Strict):
 
 class Drills(_Strict):
     schedule: str | None = "0 5 * * 0"
+    aws_conn_id: str | None = None  # the drill role's connection; default: accounts.source
     scratch_prefix: str = "dgdrill-"
     default_source: Literal["pitr", "export", "replica"] = "export"
     validation: Literal["full", "sample"] = "full"
@@ -162,6 +163,7 @@ class Audit(_Strict):
 
 class AccessReview(_Strict):
     schedule: str = "@daily"
+    aws_conn_id: str | None = None  # the reviewer role's connection; default: accounts.source
     require_permission_boundary: bool = False
 
 
@@ -196,6 +198,21 @@ class Config(_Strict):
         if self.accounts.source.account_id == self.accounts.backup.account_id:
             raise ValueError("accounts.backup.account_id must differ from accounts.source.account_id")
         return self
+
+    @property
+    def drill_conn_id(self) -> str:
+        """Connection of the drill role (scratch tables, restores, imports)."""
+        return self.drills.aws_conn_id or self.accounts.source.aws_conn_id
+
+    @property
+    def audit_conn_id(self) -> str:
+        """Connection of the audit role (trail status, trail bucket)."""
+        return (self.accounts.audit or self.accounts.source).aws_conn_id
+
+    @property
+    def access_review_conn_id(self) -> str:
+        """Connection of the access-review role in the source account."""
+        return self.access_review.aws_conn_id or self.accounts.source.aws_conn_id
 
     def table(self, name: str) -> Table:
         """The protected table called ``name``; KeyError names it if it is not protected."""
