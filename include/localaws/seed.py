@@ -264,7 +264,7 @@ def seed(endpoint_url: str, config=None) -> dict[str, Any]:
         topic_name = config.notifications.sns_topic_arn.rsplit(":", 1)[-1]
         topic_arn = src.client("sns", endpoint_url=endpoint_url).create_topic(Name=topic_name)["TopicArn"]
 
-    for role in ("dynamoguard-nightly", "dynamoguard-drill", "dynamoguard-audit"):
+    for role in ("dynamoguard-nightly", "dynamoguard-drill", "dynamoguard-audit", "dynamoguard-access-review"):
         _ensure_role(iam, role, SOURCE_ACCOUNT)
 
     bkp = backup_session(endpoint_url)
