@@ -153,6 +153,10 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
+def _ceil_second(value: datetime) -> datetime:
+    return value if not value.microsecond else value.replace(microsecond=0) + timedelta(seconds=1)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).isoformat() if value else None
 
@@ -228,10 +232,13 @@ def check_object(state: ObjectLockState, required_until: datetime, policy: LockP
 def planned_retention(state: ObjectLockState, required_until: datetime, policy: LockPolicy) -> dict[str, Any] | None:
     """The ``Retention`` to put so the object meets the policy, or None if nothing needs changing.
 
-    Never shortens (the new date is the later of current and required) and never downgrades:
+    Never shortens (the new date is the later of current and required, rounded up to the second)
+    and never downgrades:
     a COMPLIANCE object stays COMPLIANCE; a GOVERNANCE object stays GOVERNANCE where the policy accepts it.
     """
     mode = state.mode if policy.accepts(state.mode) else policy.mode
+    # S3 keeps retain-until dates to the second: round up so the stored date still meets the requirement.
+    required_until = _ceil_second(required_until)
     until = required_until if state.retain_until is None else max(state.retain_until, required_until)
     if mode == state.mode and until == state.retain_until:
         return None
