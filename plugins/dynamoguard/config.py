@@ -84,6 +84,9 @@ class ReplicaBucket(_Strict):
     lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
     min_retention_days: int = Field(35, ge=1, le=36500)
     replication_lag_minutes: int = Field(15, ge=0)
+    # copy mode: objects larger than this are copied in parts (UploadPartCopy) of part_size_mib
+    multipart_threshold_mib: int = Field(100, ge=5, le=5120)
+    part_size_mib: int = Field(64, ge=5, le=5120)
 
     _name = field_validator("name")(_bucket_name)
 

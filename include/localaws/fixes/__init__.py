@@ -8,6 +8,7 @@ from importlib import import_module
 
 FIXES = [
     "accounts",
+    "s3_replication",
 ]
 
 
