@@ -140,6 +140,10 @@ class Drills(_Strict):
     sample_size: int = Field(100, ge=1)
     keep_minutes: int = Field(0, ge=0)
     all_tables: bool = False
+    restore_timeout_minutes: int = Field(360, ge=1)  # how long to wait for a restore/import to finish
+    poll_interval_seconds: int = Field(30, ge=1)  # DescribeImport/DescribeTable polling while deferred
+    max_drill_hours: int = Field(24, ge=1)  # a scratch table older than this (+ keep_minutes) is abandoned
+    scan_segments: int = Field(8, ge=1, le=1000)  # parallel Scan segments when validating
 
     @field_validator("scratch_prefix")
     @classmethod
