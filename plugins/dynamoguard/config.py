@@ -172,6 +172,8 @@ class AccessReview(_Strict):
     schedule: str = "@daily"
     aws_conn_id: str | None = None  # the reviewer role's connection; default: accounts.source
     require_permission_boundary: bool = False
+    # besides audit.allowed_principals: who may change the backup buckets, and expected cross-account principals
+    allowed_principals: list[str] = Field(default_factory=list)
 
 
 class Config(_Strict):

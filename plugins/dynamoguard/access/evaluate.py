@@ -1,0 +1,436 @@
+"""IAM policy evaluation for one question: can this principal perform this action on this resource?
+
+Pure functions over policy documents (no AWS calls), following AWS's evaluation logic
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html):
+an explicit Deny anywhere wins; otherwise an Allow in an identity policy or in the resource policy is
+needed; a permissions boundary only limits (an action must also be allowed by the boundary) and never
+grants. Results are three-valued: a statement whose Condition cannot be decided from what we know
+of the principal makes the outcome ``conditional`` rather than silently allowed or denied.
+
+Resources may be a scope: an ARN ending in ``*`` stands for every ARN under it ("some export object
+in the bucket"). An Allow counts if its Resource pattern reaches any ARN in the scope; a Deny counts
+only if it covers the whole scope (a Deny covering part of it makes the outcome conditional).
+
+Principal parsing uses ``policyuniverse``. Action patterns are matched directly rather than expanded
+through policyuniverse's action catalogue, which predates actions such as ``dynamodb:PutResourcePolicy``
+(an expansion would silently miss them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from functools import lru_cache
+from typing import Any
+
+from policyuniverse.arn import ARN
+from policyuniverse.statement import Statement
+
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
+ANYONE = "*"
+
+
+class Tri(IntEnum):
+    """Three-valued truth: a condition we cannot decide is MAYBE."""
+
+    NO = 0
+    MAYBE = 1
+    YES = 2
+
+
+def _all(values: Iterable[Tri]) -> Tri:
+    return min(values, default=Tri.YES)
+
+
+def _any(values: Iterable[Tri]) -> Tri:
+    return max(values, default=Tri.NO)
+
+
+def _not(value: Tri) -> Tri:
+    return Tri(2 - value)
+
+
+# --- wildcard matching ------------------------------------------------------------------------------
+
+@lru_cache(maxsize=4096)
+def _closure(pattern: str, states: frozenset[int]) -> frozenset[int]:
+    out = set(states)
+    stack = list(states)
+    while stack:
+        i = stack.pop()
+        if i < len(pattern) and pattern[i] == "*" and i + 1 not in out:
+            out.add(i + 1)
+            stack.append(i + 1)
+    return frozenset(out)
+
+
+def _consume(pattern: str, text: str) -> frozenset[int]:
+    """Positions in ``pattern`` (``*`` any run, ``?`` one character) reachable after reading ``text``."""
+    states = _closure(pattern, frozenset({0}))
+    for char in text:
+        nxt = set()
+        for i in states:
+            if i < len(pattern):
+                if pattern[i] == "*":
+                    nxt.add(i)
+                elif pattern[i] == "?" or pattern[i] == char:
+                    nxt.add(i + 1)
+        if not nxt:
+            return frozenset()
+        states = _closure(pattern, frozenset(nxt))
+    return states
+
+
+def glob_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
+    """IAM wildcard match: ``*`` any run of characters, ``?`` exactly one; nothing else is special."""
+    if ignore_case:
+        pattern, value = pattern.lower(), value.lower()
+    return len(pattern) in _consume(pattern, value)
+
+
+def _scope_overlap(pattern: str, scope: str) -> Tri:
+    """YES if ``pattern`` matches every ARN in ``scope``, MAYBE if only some, NO if none."""
+    if not scope.endswith("*"):
+        return Tri.YES if glob_match(pattern, scope) else Tri.NO
+    states = _consume(pattern, scope[:-1])
+    if not states:
+        return Tri.NO
+    if any(pattern[i:] and set(pattern[i:]) == {"*"} for i in states):
+        return Tri.YES
+    return Tri.MAYBE
+
+
+def literal_prefix(pattern: str) -> str:
+    """The part of ``pattern`` before its first wildcard or policy variable."""
+    return re.split(r"[*?]|\$\{", pattern, maxsplit=1)[0]
+
+
+# --- principals and requests -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Principal:
+    """Who makes the request, as far as policy evaluation needs to know."""
+
+    arn: str
+    kind: str  # role | user | account | service | anyone | federated
+    account: str | None = None
+
+    @property
+    def is_anyone(self) -> bool:
+        return self.arn == ANYONE
+
+
+def principal_from(value: str, field_name: str = "AWS") -> Principal:
+    """A Principal for one entry of a resource policy's Principal element."""
+    if value == ANYONE:
+        return Principal(ANYONE, "anyone")
+    if field_name == "Service":
+        return Principal(value, "service")
+    if field_name == "Federated":
+        return Principal(value, "federated")
+    arn = ARN(value)
+    if re.fullmatch(r"\d{12}", value):
+        return Principal(f"arn:aws:iam::{value}:root", "account", value)
+    if arn.error:
+        return Principal(value, "unknown")
+    if arn.root:
+        return Principal(value, "account", arn.account_number)
+    kind = arn.name.split("/", 1)[0] if arn.name else "unknown"
+    kind = {"assumed-role": "role"}.get(kind, kind)
+    return Principal(value, kind, arn.account_number)
+
+
+def statement_principals(statement: Mapping[str, Any]) -> list[Principal]:
+    """Principals named in a statement's Principal (or NotPrincipal) element."""
+    element = statement.get("Principal", statement.get("NotPrincipal"))
+    if element is None:
+        return []
+    if element == ANYONE:
+        return [Principal(ANYONE, "anyone")]
+    if not isinstance(element, Mapping):
+        return [principal_from(v) for v in Statement({"Principal": element}).principals]
+    out = []
+    for field_name in ("AWS", "Service", "Federated", "CanonicalUser"):
+        values = element.get(field_name)
+        if values is None:
+            continue
+        for value in [values] if isinstance(values, str) else values:
+            out.append(principal_from(value, field_name))
+    return out
+
+
+def _principal_matches(entry: Principal, principal: Principal) -> bool:
+    if entry.is_anyone:
+        return True
+    if entry.kind == "account":
+        # An account principal in a resource policy delegates to that account's own IAM policies: it
+        # grants nothing by itself to a given role or user, but it does name the account as a whole.
+        return principal.kind == "account" and principal.account == entry.account
+    return glob_match(entry.arn, principal.arn)
+
+
+def _principal_tri(statement: Mapping[str, Any], principal: Principal | None) -> Tri:
+    if "Principal" not in statement and "NotPrincipal" not in statement:
+        return Tri.YES  # identity policy: the principal is whoever holds it
+    if principal is None:
+        return Tri.NO
+    named = any(_principal_matches(p, principal) for p in statement_principals(statement))
+    return Tri.YES if named != ("NotPrincipal" in statement) else Tri.NO
+
+
+# --- conditions ------------------------------------------------------------------------------------
+
+_STRING_OPERATORS = {
+    "stringequals": (False, False, True), "stringnotequals": (True, False, True),
+    "stringequalsignorecase": (False, False, False), "stringnotequalsignorecase": (True, False, False),
+    "stringlike": (False, True, True), "stringnotlike": (True, True, True),
+    "arnequals": (False, True, True), "arnnotequals": (True, True, True),
+    "arnlike": (False, True, True), "arnnotlike": (True, True, True),
+}
+
+
+def _context(principal: Principal | None) -> dict[str, str]:
+    """Request context keys known from the principal alone (lower-cased names)."""
+    if principal is None or principal.kind in ("anyone", "unknown"):
+        return {}
+    ctx = {"aws:principalarn": principal.arn}
+    if principal.account:
+        ctx["aws:principalaccount"] = principal.account
+    return ctx
+
+
+def condition_tri(condition: Mapping[str, Any] | None, principal: Principal | None) -> Tri:
+    """Whether a Condition block holds: decided only for keys known from the principal, else MAYBE."""
+    if not condition:
+        return Tri.YES
+    ctx = _context(principal)
+    results = []
+    for operator, entries in condition.items():
+        # the keys we decide are always present, so ...IfExists behaves like the plain operator
+        base = operator.lower().removesuffix("ifexists")
+        if ":" in base or base not in _STRING_OPERATORS or not isinstance(entries, Mapping):
+            results.append(Tri.MAYBE)
+            continue
+        negated, wildcard, case_sensitive = _STRING_OPERATORS[base]
+        for key, values in entries.items():
+            key = key.lower()
+            if key not in ctx:
+                results.append(Tri.MAYBE)
+                continue
+            actual = ctx[key]
+            wanted = [values] if isinstance(values, str) else list(values)
+            if any(_VARIABLE.search(w) for w in wanted):
+                results.append(Tri.MAYBE)
+                continue
+            hit = any(
+                glob_match(w, actual, ignore_case=not case_sensitive) if wildcard
+                else (w == actual if case_sensitive else w.lower() == actual.lower())
+                for w in wanted
+            )
+            results.append(Tri.YES if hit != negated else Tri.NO)
+    return _all(results)
+
+
+def condition_keys(statement: Mapping[str, Any]) -> list[str]:
+    """Every condition key a statement tests (as written)."""
+    keys = []
+    for entries in (statement.get("Condition") or {}).values():
+        if isinstance(entries, Mapping):
+            keys.extend(entries)
+    return keys
+
+
+# --- statements and policies -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Grant:
+    """A statement that applies to a request: which policy, which statement, and how it matched."""
+
+    policy: str
+    statement: str
+    effect: str
+    conditional: bool
+    action_pattern: str
+    resource_pattern: str
+    condition_keys: tuple[str, ...] = ()
+    source: str = "identity"  # identity | boundary | resource
+
+    @property
+    def wildcard_action(self) -> bool:
+        return "*" in self.action_pattern or self.action_pattern.startswith("NotAction")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy, "statement": self.statement, "effect": self.effect,
+            "conditional": self.conditional, "action_pattern": self.action_pattern,
+            "resource_pattern": self.resource_pattern, "condition_keys": list(self.condition_keys),
+            "source": self.source,
+        }
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def statements(document: Mapping[str, Any] | None) -> list[tuple[str, Mapping[str, Any]]]:
+    """(Sid or ``#index``, statement) for every statement of a policy document."""
+    if not document:
+        return []
+    raw = document.get("Statement", [])
+    items = [raw] if isinstance(raw, Mapping) else list(raw)
+    return [(str(s.get("Sid") or f"#{i}"), s) for i, s in enumerate(items)]
+
+
+def _action_match(statement: Mapping[str, Any], action: str) -> str | None:
+    if "NotAction" in statement:
+        excluded = _as_list(statement["NotAction"])
+        if any(glob_match(p, action, ignore_case=True) for p in excluded):
+            return None
+        return "NotAction " + ",".join(excluded)
+    for pattern in _as_list(statement.get("Action")):
+        if glob_match(pattern, action, ignore_case=True):
+            return pattern
+    return None
+
+
+def _resource_match(statement: Mapping[str, Any], scope: str, deny: bool) -> tuple[Tri, str]:
+    if "NotResource" in statement:
+        patterns = _as_list(statement["NotResource"])
+        overlap = _any(_scope_overlap(_VARIABLE.sub("*", p), scope) for p in patterns)
+        tri = _not(overlap)
+        if overlap and any(_VARIABLE.search(p) for p in patterns):
+            tri = Tri.MAYBE
+        elif tri == Tri.MAYBE and not deny:
+            tri = Tri.YES  # part of the scope is outside NotResource, so the Allow reaches it
+        return tri, "NotResource " + ",".join(patterns)
+    best, best_pattern = Tri.NO, ""
+    for pattern in _as_list(statement.get("Resource")):
+        overlap = _scope_overlap(_VARIABLE.sub("*", pattern), scope)
+        if overlap and _VARIABLE.search(pattern):
+            overlap = Tri.MAYBE
+        elif overlap == Tri.MAYBE and not deny:
+            overlap = Tri.YES  # an Allow reaching part of the scope grants the action on that part
+        if overlap > best:
+            best, best_pattern = overlap, pattern
+    return best, best_pattern
+
+
+@dataclass(frozen=True)
+class PolicyResult:
+    """How one policy document answers one request."""
+
+    allow: Tri
+    deny: Tri
+    allows: tuple[Grant, ...] = ()
+    denies: tuple[Grant, ...] = ()
+
+
+NO_POLICY = PolicyResult(Tri.NO, Tri.NO)
+
+
+def evaluate_policy(document: Mapping[str, Any] | None, action: str, resource: str, *, policy: str = "",
+                    principal: Principal | None = None, source: str = "identity") -> PolicyResult:
+    """Does ``document`` allow or deny ``action`` on ``resource`` (an ARN or ``prefix*`` scope)?
+
+    ``principal`` is required to evaluate resource policies (their Principal element) and lets
+    conditions on ``aws:PrincipalArn``/``aws:PrincipalAccount`` be decided.
+    """
+    allows, denies = [], []
+    allow = deny = Tri.NO
+    for sid, stmt in statements(document):
+        effect = stmt.get("Effect")
+        if effect not in ("Allow", "Deny"):
+            continue
+        action_pattern = _action_match(stmt, action)
+        if action_pattern is None:
+            continue
+        resource_tri, resource_pattern = _resource_match(stmt, resource, deny=effect == "Deny")
+        tri = _all([resource_tri, _principal_tri(stmt, principal), condition_tri(stmt.get("Condition"), principal)])
+        if tri == Tri.NO:
+            continue
+        grant = Grant(policy, sid, effect, tri == Tri.MAYBE, action_pattern, resource_pattern,
+                      tuple(condition_keys(stmt)), source)
+        if effect == "Allow":
+            allows.append(grant)
+            allow = max(allow, tri)
+        else:
+            denies.append(grant)
+            deny = max(deny, tri)
+    return PolicyResult(allow, deny, tuple(allows), tuple(denies))
+
+
+def is_allowed(document: Mapping[str, Any], action: str, resource: str, principal: Principal | None = None) -> str:
+    """``allowed``, ``conditional``, ``denied`` (explicit Deny) or ``not_allowed`` by this one document."""
+    result = evaluate_policy(document, action, resource, principal=principal)
+    return decision(_all([result.allow, _not(result.deny)]), result.deny)
+
+
+def decision(allow: Tri, deny: Tri) -> str:
+    if deny == Tri.YES:
+        return "denied"
+    return {Tri.YES: "allowed", Tri.MAYBE: "conditional", Tri.NO: "not_allowed"}[allow]
+
+
+# --- a principal's whole access --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PrincipalPolicies:
+    """A principal with every policy that applies to its requests."""
+
+    principal: Principal
+    identity: Sequence[tuple[str, Mapping[str, Any]]] = ()  # (policy label, document)
+    boundary: tuple[str, Mapping[str, Any]] | None = None
+    path: str = "/"
+    external: bool = False  # defined outside the evaluated account: its identity policies are unknown
+
+    @property
+    def arn(self) -> str:
+        return self.principal.arn
+
+
+@dataclass(frozen=True)
+class Access:
+    """The outcome of one (principal, action, resource) request."""
+
+    decision: str
+    grants: tuple[Grant, ...] = field(default=())
+    denies: tuple[Grant, ...] = field(default=())
+
+
+def evaluate_access(who: PrincipalPolicies, action: str, resource: str,
+                    resource_policy: Mapping[str, Any] | None = None, resource_policy_name: str = "") -> Access:
+    """Combine identity policies, permissions boundary and resource policy for one request.
+
+    Same-account rules: identity Allow (limited by the boundary) or resource-policy Allow naming the
+    principal; a boundary also limits what a resource policy grants to a role (but not to a user named
+    by ARN). For principals of other accounts only the resource policy is known: their own account's
+    identity policies must allow the request too, which this account cannot see.
+    """
+    principal = who.principal
+    identity = [evaluate_policy(doc, action, resource, policy=name, principal=principal)
+                for name, doc in who.identity]
+    boundary = (evaluate_policy(who.boundary[1], action, resource, policy=who.boundary[0], principal=principal,
+                                source="boundary") if who.boundary else None)
+    rp = (evaluate_policy(resource_policy, action, resource, policy=resource_policy_name, principal=principal,
+                          source="resource") if resource_policy else NO_POLICY)
+
+    id_allow = _any(r.allow for r in identity)
+    if who.external:
+        id_allow = Tri.NO
+    rp_allow = rp.allow
+    if boundary is not None:
+        id_allow = _all([id_allow, boundary.allow])
+        if principal.kind != "user":
+            rp_allow = _all([rp_allow, boundary.allow])
+    deny = _any([*(r.deny for r in identity), boundary.deny if boundary else Tri.NO, rp.deny])
+    allow = _all([_any([id_allow, rp_allow]), _not(deny)])
+
+    grants = [g for r in identity for g in r.allows] if id_allow else []
+    if rp_allow:
+        grants.extend(rp.allows)
+    denies = [g for r in (*identity, *([boundary] if boundary else []), rp) for g in r.denies]
+    return Access(decision(allow, deny), tuple(grants) if allow else (), tuple(denies))

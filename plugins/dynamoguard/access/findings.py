@@ -1,0 +1,189 @@
+"""Findings from the who-can-do-what matrix: each names principal, policy, statement, actions, resource."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dynamoguard.access.evaluate import (
+    Grant,
+    PrincipalPolicies,
+    glob_match,
+    literal_prefix,
+    statement_principals,
+    statements,
+)
+from dynamoguard.access.resources import (
+    DESTRUCTIVE,
+    FINE_GRAINED_ACTIONS,
+    FINE_GRAINED_KEYS,
+    Entry,
+    ProtectedResource,
+)
+
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+ALERT_SEVERITIES = frozenset({"critical", "high"})
+ACTIVE = ("allowed", "conditional")
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    severity: str
+    status: str  # allowed | conditional
+    principal: str
+    policy: str
+    statement: str
+    resource: str
+    resource_arn: str
+    account: str
+    actions: tuple[str, ...] = field(default=())
+    message: str = ""
+
+    @property
+    def id(self) -> str:
+        """Stable across runs for the same grant, so runs can be compared."""
+        key = "|".join((self.kind, self.principal, self.resource, self.policy, self.statement))
+        return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "kind": self.kind, "severity": self.severity, "status": self.status,
+            "principal": self.principal, "policy": self.policy, "statement": self.statement,
+            "actions": list(self.actions), "resource": self.resource, "resource_arn": self.resource_arn,
+            "account": self.account, "message": self.message,
+        }
+
+
+def is_allowlisted(principal: str, allowlist: Iterable[str]) -> bool:
+    """Exact ARN or a wildcard pattern from the config (``arn:aws:iam::111111111111:role/app-*``)."""
+    return any(glob_match(pattern, principal) for pattern in allowlist)
+
+
+def _broad_resource(grant: Grant, resource: ProtectedResource) -> bool:
+    pattern = grant.resource_pattern
+    if pattern.startswith("NotResource"):
+        return True
+    return len(literal_prefix(pattern)) < len(resource.arn)
+
+
+def _by_grant(entries: Iterable[Entry], want) -> dict[tuple, list[tuple[Entry, Grant]]]:
+    groups: dict[tuple, list[tuple[Entry, Grant]]] = {}
+    for entry in entries:
+        if entry.access.decision not in ACTIVE:
+            continue
+        for grant in entry.access.grants:
+            if want(entry, grant):
+                key = (entry.who.arn, entry.resource.id, grant.policy, grant.statement)
+                groups.setdefault(key, []).append((entry, grant))
+    return groups
+
+
+def _status(items: list[tuple[Entry, Grant]]) -> str:
+    return "allowed" if any(e.access.decision == "allowed" and not g.conditional for e, g in items) else "conditional"
+
+
+def _actions(items: list[tuple[Entry, Any]]) -> tuple[str, ...]:
+    return tuple(sorted({e.action for e, _ in items}))
+
+
+def _grant_findings(kind: str, groups, severity_of, message_of) -> list[Finding]:
+    out = []
+    for (principal, _, policy, sid), items in groups.items():
+        resource = items[0][0].resource
+        status = _status(items)
+        actions = _actions(items)
+        out.append(Finding(kind, severity_of(items, status), status, principal, policy, sid, resource.id,
+                           resource.arn, resource.account, actions, message_of(principal, actions, resource, status)))
+    return out
+
+
+def _verb(status: str) -> str:
+    return "can" if status == "allowed" else "may (depending on conditions)"
+
+
+def unlisted_destructive(entries: list[Entry]) -> list[Finding]:
+    groups = _by_grant(entries, lambda e, g: e.category == DESTRUCTIVE
+                       and not is_allowlisted(e.who.arn, e.resource.allowed_principals))
+    return _grant_findings(
+        "unlisted_destructive", groups,
+        lambda items, status: "high" if status == "allowed" else "medium",
+        lambda p, a, r, s: f"{p} {_verb(s)} {', '.join(a)} on {r.kind} {r.name} but is not in its allowlist",
+    )
+
+
+def wildcard_grants(entries: list[Entry]) -> list[Finding]:
+    groups = _by_grant(entries, lambda e, g: g.wildcard_action or _broad_resource(g, e.resource))
+    return _grant_findings(
+        "wildcard_grant", groups,
+        lambda items, status: "high" if any(e.category == DESTRUCTIVE for e, _ in items) else "medium",
+        lambda p, a, r, s: f"{p} {_verb(s)} {', '.join(a)} on {r.kind} {r.name} through a wildcard grant",
+    )
+
+
+def fine_grained_missing(entries: list[Entry]) -> list[Finding]:
+    groups = _by_grant(entries, lambda e, g: e.resource.fine_grained and e.action in FINE_GRAINED_ACTIONS
+                       and not FINE_GRAINED_KEYS & {k.lower() for k in g.condition_keys})
+    return _grant_findings(
+        "fine_grained_missing", groups,
+        lambda items, status: "high",
+        lambda p, a, r, s: (f"{p} {_verb(s)} {', '.join(a)} on table {r.name} without a dynamodb:LeadingKeys or "
+                            "dynamodb:Attributes condition, which the config requires for this table"),
+    )
+
+
+def missing_boundaries(entries: list[Entry], principals: Iterable[PrincipalPolicies]) -> list[Finding]:
+    """Roles with access to a protected resource but no permissions boundary (service-linked roles excepted)."""
+    unbounded = {p.arn for p in principals if p.principal.kind == "role" and p.boundary is None
+                 and not p.path.startswith("/aws-service-role/")}
+    groups: dict[tuple[str, str], list[Entry]] = {}
+    for entry in entries:
+        if entry.access.decision in ACTIVE and entry.who.arn in unbounded:
+            groups.setdefault((entry.who.arn, entry.resource.id), []).append(entry)
+    out = []
+    for (arn, _), items in groups.items():
+        r = items[0].resource
+        actions = tuple(sorted({e.action for e in items}))
+        out.append(Finding("missing_permission_boundary", "medium", "allowed", arn, "-", "-", r.id, r.arn,
+                           r.account, actions,
+                           f"role {arn} has access to {r.kind} {r.name} but no permissions boundary"))
+    return out
+
+
+def cross_account(resources: Iterable[ProtectedResource]) -> list[Finding]:
+    """Allow statements of resource and bucket policies naming another account or anyone."""
+    out = []
+    for r in resources:
+        for sid, stmt in statements(r.policy):
+            if stmt.get("Effect") != "Allow":
+                continue
+            actions = stmt.get("Action", stmt.get("NotAction", []))
+            actions = (actions,) if isinstance(actions, str) else tuple(actions)
+            for p in statement_principals(stmt):
+                if p.kind == "service" or (p.account == r.account and not p.is_anyone):
+                    continue
+                conditional = bool(stmt.get("Condition"))
+                if p.is_anyone or "NotPrincipal" in stmt:
+                    severity, what = ("high" if conditional else "critical"), "anyone"
+                elif is_allowlisted(p.arn, r.allowed_principals):
+                    severity, what = "info", f"allowlisted principal of account {p.account}"
+                else:
+                    severity, what = "high", f"account {p.account}"
+                out.append(Finding(
+                    "cross_account", severity, "conditional" if conditional else "allowed", p.arn, r.policy_name,
+                    sid, r.id, r.arn, r.account, actions,
+                    f"{r.policy_name} grants {', '.join(actions)} to {what} ({p.arn})",
+                ))
+    return out
+
+
+def all_findings(entries: list[Entry], resources: list[ProtectedResource], principals: list[PrincipalPolicies],
+                 require_permission_boundary: bool) -> list[Finding]:
+    """Every finding, most severe first."""
+    findings = (unlisted_destructive(entries) + wildcard_grants(entries) + fine_grained_missing(entries)
+                + cross_account(resources))
+    if require_permission_boundary:
+        findings += missing_boundaries(entries, principals)
+    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.resource, f.principal, f.kind))

@@ -1,0 +1,148 @@
+"""The protected resources, the sensitive actions on them, and the who-can-do-what matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dynamoguard.access.evaluate import (
+    Access,
+    PrincipalPolicies,
+    evaluate_access,
+    statement_principals,
+    statements,
+)
+
+DESTRUCTIVE = "destructive"
+DATA = "data"
+
+# action -> (category, which ARN it is authorized against)
+TABLE_ACTIONS: dict[str, tuple[str, str]] = {
+    "dynamodb:DeleteTable": (DESTRUCTIVE, "table"),
+    "dynamodb:UpdateContinuousBackups": (DESTRUCTIVE, "table"),
+    "dynamodb:DeleteBackup": (DESTRUCTIVE, "backup"),
+    "dynamodb:UpdateTable": (DESTRUCTIVE, "table"),
+    "dynamodb:PutResourcePolicy": (DESTRUCTIVE, "table"),
+    "dynamodb:DeleteResourcePolicy": (DESTRUCTIVE, "table"),
+    "dynamodb:GetItem": (DATA, "table"),
+    "dynamodb:BatchGetItem": (DATA, "table"),
+    "dynamodb:Query": (DATA, "table"),
+    "dynamodb:Scan": (DATA, "table"),
+    "dynamodb:PutItem": (DATA, "table"),
+    "dynamodb:UpdateItem": (DATA, "table"),
+    "dynamodb:DeleteItem": (DATA, "table"),
+    "dynamodb:BatchWriteItem": (DATA, "table"),
+    "dynamodb:ExportTableToPointInTime": (DATA, "table"),
+}
+# Item-level actions that dynamodb:LeadingKeys / dynamodb:Attributes conditions can restrict.
+FINE_GRAINED_ACTIONS = frozenset({
+    "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:PutItem",
+    "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem",
+})
+FINE_GRAINED_KEYS = frozenset({"dynamodb:leadingkeys", "dynamodb:attributes"})
+
+BUCKET_ACTIONS: dict[str, tuple[str, str]] = {
+    "s3:DeleteObject": (DESTRUCTIVE, "object"),
+    "s3:DeleteObjectVersion": (DESTRUCTIVE, "object"),
+    "s3:PutObjectRetention": (DESTRUCTIVE, "object"),
+    "s3:BypassGovernanceRetention": (DESTRUCTIVE, "object"),
+    "s3:PutBucketPolicy": (DESTRUCTIVE, "bucket"),
+    "s3:DeleteBucketPolicy": (DESTRUCTIVE, "bucket"),
+    "s3:PutLifecycleConfiguration": (DESTRUCTIVE, "bucket"),
+    "s3:PutReplicationConfiguration": (DESTRUCTIVE, "bucket"),
+    "s3:DeleteBucket": (DESTRUCTIVE, "bucket"),
+    "s3:GetObject": (DATA, "object"),
+}
+
+
+@dataclass(frozen=True)
+class ProtectedResource:
+    """A protected table or backup bucket, with the ARN (or ``prefix*`` scope) each action is checked on."""
+
+    id: str
+    name: str
+    kind: str  # table | bucket
+    account: str
+    arn: str
+    scopes: Mapping[str, str]
+    allowed_principals: tuple[str, ...] = ()
+    fine_grained: bool = False
+    policy: Mapping[str, Any] | None = None
+    policy_name: str = ""
+
+    def category(self, action: str) -> str:
+        return (TABLE_ACTIONS if self.kind == "table" else BUCKET_ACTIONS)[action][0]
+
+
+def table_resource(name: str, arn: str, account: str, *, allowed: Iterable[str] = (), fine_grained: bool = False,
+                   policy: Mapping[str, Any] | None = None) -> ProtectedResource:
+    scopes = {"table": arn, "backup": f"{arn}/backup/*"}
+    return ProtectedResource(
+        id=f"table:{name}", name=name, kind="table", account=account, arn=arn,
+        scopes={action: scopes[kind] for action, (_, kind) in TABLE_ACTIONS.items()},
+        allowed_principals=tuple(allowed), fine_grained=fine_grained, policy=policy,
+        policy_name=f"resource policy of table {name}",
+    )
+
+
+def bucket_resource(name: str, account: str, *, prefix: str = "", allowed: Iterable[str] = (),
+                    policy: Mapping[str, Any] | None = None) -> ProtectedResource:
+    arn = f"arn:aws:s3:::{name}"
+    objects = f"{arn}/{prefix.strip('/')}/*" if prefix.strip("/") else f"{arn}/*"
+    scopes = {"bucket": arn, "object": objects}
+    return ProtectedResource(
+        id=f"bucket:{name}", name=name, kind="bucket", account=account, arn=arn,
+        scopes={action: scopes[kind] for action, (_, kind) in BUCKET_ACTIONS.items()},
+        allowed_principals=tuple(allowed), policy=policy, policy_name=f"bucket policy of {name}",
+    )
+
+
+def policy_principals(resource: ProtectedResource, known: Iterable[str]) -> list[PrincipalPolicies]:
+    """Principals a resource policy names that are not IAM principals of the resource's account."""
+    known = set(known)
+    seen: dict[str, PrincipalPolicies] = {}
+    for _, stmt in statements(resource.policy):
+        if stmt.get("Effect") != "Allow":
+            continue
+        for p in statement_principals(stmt):
+            if p.arn in known or p.arn in seen:
+                continue
+            if p.kind == "account" and p.account == resource.account:
+                continue  # the account itself: its own IAM policies decide
+            seen[p.arn] = PrincipalPolicies(p, external=True)
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One cell of the matrix: what ``principal`` may do with ``action`` on ``resource``."""
+
+    resource: ProtectedResource
+    who: PrincipalPolicies
+    action: str
+    category: str
+    access: Access
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "resource": self.resource.id, "principal": self.who.arn, "principal_kind": self.who.principal.kind,
+            "action": self.action, "category": self.category, "decision": self.access.decision,
+            "grants": [g.to_dict() for g in self.access.grants],
+        }
+
+
+def build_matrix(resources: Iterable[ProtectedResource],
+                 principals_by_account: Mapping[str, list[PrincipalPolicies]]) -> list[Entry]:
+    """Every (resource, principal, sensitive action) whose outcome is allowed, conditional or denied."""
+    out = []
+    for resource in resources:
+        local = principals_by_account.get(resource.account, [])
+        everyone = local + policy_principals(resource, (p.arn for p in local))
+        for who in everyone:
+            for action, scope in resource.scopes.items():
+                access = evaluate_access(who, action, scope, resource.policy, resource.policy_name)
+                if access.decision != "not_allowed":
+                    out.append(Entry(resource, who, action, resource.category(action), access))
+    return out
+
