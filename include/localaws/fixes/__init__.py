@@ -8,7 +8,10 @@ from importlib import import_module
 
 FIXES = [
     "accounts",
+    "pitr",
+    "dynamodb_export",
     "s3_replication",
+    "cloudtrail_delivery",
 ]
 
 

@@ -1,0 +1,1 @@
+"""CloudTrail audit: log discovery, streaming reader, rules, trail health, digest validation, reports."""
