@@ -12,6 +12,7 @@ FIXES = [
     "dynamodb_export",
     "s3_replication",
     "cloudtrail_delivery",
+    "iam_authorization_details",
 ]
 
 
