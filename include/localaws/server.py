@@ -19,10 +19,10 @@ def make_app():
     """moto's WSGI app with every fidelity fix applied."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from include.localaws.fixes import apply_all
+    from include.localaws.fixes import apply_all, control
 
     apply_all()
-    return DomainDispatcherApplication(create_backend_app)
+    return control.wrap(DomainDispatcherApplication(create_backend_app))
 
 
 def main(argv: list[str] | None = None) -> int:

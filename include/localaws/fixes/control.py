@@ -1,0 +1,86 @@
+"""Emulator-only control endpoints (no AWS counterpart), served beside moto's API.
+
+* ``GET|POST /_localaws/config`` - read or change run-time settings; body ``{"export_seconds": 2}`` sets how
+  long a DynamoDB export stays IN_PROGRESS (initially ``LOCALAWS_EXPORT_SECONDS``, default 5).
+* ``POST /_localaws/pitr`` - body ``{"table": "orders", "earliest_restorable": "2026-10-24T00:00:00Z",
+  "account": "111111111111", "region": "us-east-1"}`` (account and region optional): make a table with
+  PITR on look as if PITR had been enabled at ``earliest_restorable``, so that exports and restores
+  at past times can be exercised. The emulator keeps no item history; see ``fixes/pitr.py``.
+
+Answers are JSON; a bad request gets status 400 and ``{"error": "..."}`` naming the problem.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from include.localaws import REGION, SOURCE_ACCOUNT
+
+PREFIX = "/_localaws/"
+
+
+def _config(body: dict[str, Any]) -> dict[str, Any]:
+    from include.localaws.fixes.dynamodb_export import SETTINGS
+
+    unknown = set(body) - set(SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
+    for key, value in body.items():
+        if not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{key} must be a non-negative number, got {value!r}")
+        SETTINGS[key] = float(value)
+    return dict(SETTINGS)
+
+
+def _pitr(body: dict[str, Any]) -> dict[str, Any]:
+    from moto.dynamodb.models import dynamodb_backends
+
+    from include.localaws.fixes import pitr
+
+    for key in ("table", "earliest_restorable"):
+        if not body.get(key):
+            raise ValueError(f"missing key {key!r}")
+    account, region = body.get("account", SOURCE_ACCOUNT), body.get("region", REGION)
+    try:
+        earliest = datetime.fromisoformat(body["earliest_restorable"].replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError) as error:
+        raise ValueError(f"earliest_restorable is not an ISO 8601 time: {body['earliest_restorable']!r}") from error
+    table = dynamodb_backends[account][region].tables.get(body["table"])
+    if table is None:
+        raise ValueError(f"no table {body['table']!r} in account {account} region {region}")
+    pitr.set_earliest(table, earliest)
+    earliest, latest = pitr.window(table)
+    return {"table": table.table_arn, "earliest_restorable": datetime.fromtimestamp(earliest, UTC).isoformat(),
+            "latest_restorable": datetime.fromtimestamp(latest, UTC).isoformat()}
+
+
+ROUTES = {("GET", "config"): lambda _: _config({}), ("POST", "config"): _config, ("POST", "pitr"): _pitr}
+
+
+def wrap(app):
+    """``app`` with the control endpoints in front of it."""
+
+    def control_app(environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(PREFIX):
+            return app(environ, start_response)
+        route = ROUTES.get((environ["REQUEST_METHOD"], path[len(PREFIX):].strip("/")))
+        status, answer = "200 OK", None
+        if route is None:
+            status, answer = "404 Not Found", {"error": f"no control endpoint {environ['REQUEST_METHOD']} {path}"}
+        else:
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+                if not isinstance(body, dict):
+                    raise ValueError("the request body must be a JSON object")
+                answer = route(body)
+            except ValueError as error:
+                status, answer = "400 Bad Request", {"error": str(error)}
+        data = json.dumps(answer).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+    return control_app
