@@ -67,6 +67,7 @@ class BackupBucket(_Strict):
     allow_governance: bool = False
     min_retention_days: int = Field(35, ge=1, le=36500)
     enforce_retention: bool = False
+    sweep_schedule: str | None = "0 4 * * 6"  # weekly re-check of every export still under retention
 
     _name = field_validator("name")(_bucket_name)
 
@@ -107,6 +108,9 @@ class Nightly(_Strict):
     export_timeout_minutes: int = Field(180, ge=1)
     poll_interval_seconds: int = Field(30, ge=1)
     max_concurrency: int = Field(32, ge=1, le=512)
+    retries: int = Field(2, ge=1)  # per task; >= 1 also covers Airflow's deferral race (apache/airflow#72716)
+    retry_delay_seconds: int = Field(300, ge=1)
+    max_wait_restorable_minutes: int = Field(30, ge=0)  # wait this long for PITR to reach the export time
 
 
 class TableDrill(_Strict):
@@ -164,6 +168,8 @@ class Audit(_Strict):
     allowed_principals: list[str] = Field(default_factory=list)
     fail_on_high: bool = True
     kms_key_arns: list[str] = Field(default_factory=list)
+    min_log_retention_days: int = Field(365, ge=1)  # trail-bucket lifecycle must not expire logs sooner
+    max_concurrency: int = Field(32, ge=1, le=512)  # concurrent S3 reads per audit unit
 
     _bucket = field_validator("trail_bucket")(_bucket_name)
 

@@ -1,0 +1,43 @@
+"""
+### Weekly Object Lock sweep of the backup bucket
+
+Re-checks every DynamoDB export under `backup_bucket.prefix` that is still inside its retention
+period (export time + `backup_bucket.min_retention_days`): the bucket must keep versioning and
+Object Lock with a sufficient default retention, and every object must still carry the required
+lock mode and a retain-until date at or after export time + the minimum. This catches retention
+tampering on old backups, which the nightly check (run once, right after each export) cannot see.
+
+The listing is paged and streamed into a bounded pool of concurrent HEADs (`nightly.max_concurrency`).
+With `backup_bucket.enforce_retention` short retentions are extended (never shortened or downgraded).
+The task fails when any object violates the policy; the report (all violations counted, the first 20
+listed) is in the log and the XCom.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG
+
+from dynamoguard.config import load_config
+from dynamoguard.notify import failure_notifier
+from dynamoguard.operators.object_lock import ObjectLockSweepOperator
+
+config = load_config()
+
+with DAG(
+    dag_id="dynamodb_retention_sweep",
+    schedule=config.backup_bucket.sweep_schedule,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["dynamodb", "backup", "object-lock"],
+    default_args={
+        "owner": "dynamoguard",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "on_failure_callback": failure_notifier(config),
+    },
+):
+    ObjectLockSweepOperator(task_id="sweep_retention", execution_timeout=timedelta(hours=6))

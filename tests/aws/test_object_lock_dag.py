@@ -1,0 +1,89 @@
+"""The Object Lock operators inside Airflow (dag.test) against the seeded emulator."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+pytestmark = pytest.mark.aws
+
+UTC = timezone.utc
+BUCKET = "dynamoguard-exports"  # the seeded backup bucket: Object Lock, COMPLIANCE 35 days
+
+
+def write_export(s3, export_time, table="orders", short_key=None):
+    export_id = f"{int(export_time.timestamp() * 1000):014d}-{secrets.token_hex(4)}"
+    root = f"exports/{table}/AWSDynamoDB/{export_id}/"
+    summary = {"exportTime": export_time.isoformat().replace("+00:00", "Z"), "s3Bucket": BUCKET}
+    for name in ("_started", "data/x1.json.gz", "manifest-files.json", "manifest-files.md5",
+                 "manifest-summary.json", "manifest-summary.md5"):
+        extra = {}
+        if name == short_key:
+            extra = {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": datetime.now(UTC) + timedelta(days=1)}
+        body = json.dumps(summary).encode() if name == "manifest-summary.json" else name.encode()
+        s3.put_object(Bucket=BUCKET, Key=root + name, Body=body, **extra)
+    return root
+
+
+def run(dag):
+    run = dag.test()
+    return run.state, {ti.task_id: ti for ti in run.get_task_instances()}
+
+
+def sweep_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.dags.test_dag_integrity import DAGS_DIR
+
+    bag = DagBag(dag_folder=str(DAGS_DIR / "dynamodb_retention_sweep.py"))
+    assert bag.import_errors == {}
+    return bag.dags["dynamodb_retention_sweep"]
+
+
+def check(exports):
+    """Run the check operator's execute (the nightly DAG passes the verification XCom as ``exports``)."""
+    from dynamoguard.operators.object_lock import ObjectLockCheckOperator
+
+    return ObjectLockCheckOperator(task_id="check_object_lock", exports=exports).execute({})
+
+
+@pytest.mark.airflow
+def test_sweep_dag_passes_then_fails_on_tampered_old_export(seeded, airflow_db):
+    s3 = seeded.client("s3")
+    write_export(s3, datetime.now(UTC) - timedelta(hours=3))
+    state, _ = run(sweep_dag())
+    assert state == "success"
+
+    write_export(s3, datetime.now(UTC) - timedelta(days=10), table="customers", short_key="data/x1.json.gz")
+    state, tis = run(sweep_dag())
+    assert state == "failed"
+    assert tis["sweep_retention"].state == "failed"
+
+
+def test_check_operator_reports_and_fails(seeded):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    s3 = seeded.client("s3")
+    export_time = datetime.now(UTC) - timedelta(minutes=10)
+    good = write_export(s3, export_time)
+    result = {"bucket": BUCKET, "export_prefix": good, "export_time": export_time.isoformat(), "ok": True}
+    report = check(result)
+    assert report["ok"] and report["objects_checked"] == 6 and report["violations"] == 0
+
+    bad = write_export(s3, export_time, table="inventory", short_key="manifest-files.json")
+    with pytest.raises(AirflowFailException, match="retention_too_short=1") as failure:
+        check([result, {**result, "export_prefix": bad}])
+    assert bad + "manifest-files.json" in str(failure.value)
+
+
+def test_check_operator_refuses_other_bucket_and_incomplete_input(seeded):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="someone-elses-bucket"):
+        check({"bucket": "someone-elses-bucket", "export_prefix": "x/AWSDynamoDB/1-a/",
+               "export_time": "2026-11-28T02:00:00Z"})
+    with pytest.raises(AirflowFailException, match="export_time"):
+        check({"bucket": BUCKET, "export_prefix": "x/AWSDynamoDB/1-a/"})
