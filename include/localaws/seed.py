@@ -9,6 +9,11 @@ CloudTrail trail and its bucket, and the SNS alerts topic.
 Backup account (222222222222): the role the ``aws_backup`` connection assumes and the replica
 bucket with Object Lock.
 Seeding is idempotent: running it twice leaves the same estate.
+
+The emulated estate has had PITR on for a month: each table's EarliestRestorableDateTime is set
+``PITR_HISTORY_DAYS`` back through the emulator's ``POST /_localaws/pitr`` control, so exports and
+restores at past times (backfills) are accepted. The emulator keeps no item history, so such an
+export holds the current items.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import argparse
 import json
 import os
 import sys
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +33,7 @@ from botocore.exceptions import ClientError
 from include.localaws import ACCESS_KEY, BACKUP_ACCOUNT, DEFAULT_PORT, REGION, SECRET_KEY, SOURCE_ACCOUNT
 from include.localaws.connections import BACKUP_ROLE_ARN
 
+PITR_HISTORY_DAYS = 35
 HIGH_PRECISION = "3.1415926535897932384626433832795028841"  # 38 significant digits, DynamoDB's maximum
 
 
@@ -145,6 +153,15 @@ def seed_table(ddb, name: str, spec: dict[str, Any]) -> None:
         ddb.batch_write_item(RequestItems={name: batch})
 
 
+def backdate_pitr(endpoint_url: str, table: str, days: int = PITR_HISTORY_DAYS) -> None:
+    """Make the emulator report PITR of ``table`` (source account) as enabled ``days`` ago."""
+    earliest = (datetime.now(UTC) - timedelta(days=days)).isoformat()
+    body = json.dumps({"account": SOURCE_ACCOUNT, "region": REGION, "table": table, "earliest_restorable": earliest})
+    request = urllib.request.Request(f"{endpoint_url}/_localaws/pitr", data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
+
+
 def create_locked_bucket(s3, name: str, mode: str, days: int) -> None:
     """A versioned bucket with Object Lock and a default retention of ``mode`` for ``days``."""
     try:
@@ -232,6 +249,7 @@ def seed(endpoint_url: str, config=None) -> dict[str, Any]:
             "items": (lambda i: {"pk": {"S": f"item-{i:04d}"}, "n": {"N": str(i)}}, 20),
         }
         seed_table(ddb, table.name, spec)
+        backdate_pitr(endpoint_url, table.name)
 
     bb = config.backup_bucket
     create_locked_bucket(s3, bb.name, bb.lock_mode, bb.min_retention_days)

@@ -295,3 +295,24 @@ def test_list_exports_without_table_arn_paginates_and_hides_deleted_tables(env):
     assert len(ddb.list_exports(TableArn=books_arn)["ExportSummaries"]) == 2
     ddb.delete_table(TableName="other")
     assert {s["ExportArn"] for s in ddb.list_exports()["ExportSummaries"]} == {arns[0], arns[2]}
+
+
+def test_seeded_tables_have_a_month_of_pitr_and_backfills_verify(seeded, export_seconds):
+    export_seconds(0)
+    ddb, s3 = seeded.client("dynamodb"), seeded.client("s3")
+    now = datetime.now(UTC)
+    for table in ("orders", "customers", "inventory"):
+        window = ddb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"][
+            "PointInTimeRecoveryDescription"]
+        assert abs(window["EarliestRestorableDateTime"] - (now - timedelta(days=35))) < timedelta(minutes=5)
+    orders_arn = ddb.describe_table(TableName="orders")["Table"]["TableArn"]
+    backfill = now - timedelta(days=30)
+    desc = wait(ddb, ddb.export_table_to_point_in_time(
+        TableArn=orders_arn, S3Bucket="dynamoguard-exports", S3Prefix="exports", ExportTime=backfill,
+        ClientToken="orders-backfill")["ExportDescription"]["ExportArn"])
+    assert desc["ExportStatus"] == "COMPLETED", desc.get("FailureMessage")
+    items = verify(s3, desc)
+    assert len(items) == 250 and len({i["order_id"]["S"] for i in items}) == 250
+    head = s3.head_object(Bucket="dynamoguard-exports", Key=desc["ExportManifest"])
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    assert head["ObjectLockRetainUntilDate"] > now + timedelta(days=34)
