@@ -13,15 +13,21 @@ The proxy runs an asyncio loop in a background daemon thread::
     with LatencyProxy("127.0.0.1", emulator_port, delay=0.010) as proxy:
         s3 = boto3.client("s3", endpoint_url=proxy.endpoint)
 
-or standalone: ``python -m benchmarks.latency_proxy --target-port 4577 --port 4578 --delay-ms 10``.
+or in its own process, so that the proxy does not compete for the GIL with the client being
+measured (:func:`spawn`, or ``python -m benchmarks.latency_proxy --target-port 4577 --delay-ms 10``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
+import subprocess
+import sys
 import threading
-import time
+from collections.abc import Iterator
+from pathlib import Path
 
 CHUNK = 64 * 1024
 
@@ -144,6 +150,28 @@ class LatencyProxy:
         self.stop()
 
 
+@contextlib.contextmanager
+def spawn(target_port: int, delay: float = 0.010, target_host: str = "127.0.0.1") -> Iterator[str]:
+    """Run the proxy in a child process; yields its endpoint URL, stops the process on exit."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.latency_proxy", "--target-host", target_host,
+         "--target-port", str(target_port), "--delay-ms", str(delay * 1000)],
+        cwd=Path(__file__).resolve().parents[1], stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("latency proxy http://"):
+            raise RuntimeError(f"latency proxy did not start: {line!r}")
+        yield line.split()[2]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="TCP proxy adding latency each way (see module docstring).")
     parser.add_argument("--target-host", default="127.0.0.1")
@@ -154,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     with LatencyProxy(args.target_host, args.target_port, args.delay_ms / 1000, args.port) as proxy:
         print(f"latency proxy {proxy.endpoint} -> {args.target_host}:{args.target_port} "
               f"(+{args.delay_ms:g} ms each way)", flush=True)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
-            while True:
-                time.sleep(3600)
+            stop.wait()
         except KeyboardInterrupt:
             pass
     return 0
