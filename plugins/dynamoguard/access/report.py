@@ -21,10 +21,20 @@ LIMITATIONS = [
 ]
 
 
+def run_folder(prefix: str, run_date: str) -> str:
+    """``<prefix>/access-review/<run_date>``: where one run writes its snapshots and report."""
+    return f"{prefix.strip('/')}/{FOLDER}/{run_date}" if prefix.strip("/") else f"{FOLDER}/{run_date}"
+
+
 def report_keys(prefix: str, run_date: str) -> tuple[str, str]:
     """S3 keys of the JSON report and HTML page of the run for ``run_date`` (YYYY-MM-DD)."""
-    base = f"{prefix.strip('/')}/{FOLDER}/{run_date}" if prefix.strip("/") else f"{FOLDER}/{run_date}"
+    base = run_folder(prefix, run_date)
     return f"{base}/report.json", f"{base}/report.html"
+
+
+def snapshot_key(prefix: str, run_date: str, account_name: str) -> str:
+    """S3 key of the collected IAM/resource-policy snapshot of one account (``source`` or ``backup``)."""
+    return f"{run_folder(prefix, run_date)}/snapshot-{account_name}.json"
 
 
 def _entry_key(entry: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -147,7 +157,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     items = ([f"NEW finding: {f['message']}" for f in diff["new_findings"]]
              + [f"resolved: {f['message']}" for f in diff["resolved_findings"]]
              + [a["text"] for a in diff["new_access"]] + [a["text"] for a in diff["removed_access"]])
-    out.extend(f"<li>{_e(i)}</li>" for i in items) if items else out.append("<li>No changes.</li>")
+    out.extend(f"<li>{_e(i)}</li>" for i in items or ["No changes."])
     out.append("</ul><h2>Who can do what</h2>"
                "<p>&#10004; allowed, ? conditional (a condition we cannot decide), &#10006; explicitly denied.</p>")
     for resource in report["resources"]:
@@ -182,7 +192,7 @@ def render_html(report: Mapping[str, Any]) -> str:
 
 def previous_report(s3, bucket: str, prefix: str, run_date: str) -> dict[str, Any] | None:
     """The most recent report of a run before ``run_date``, or None if there is none."""
-    folder = report_keys(prefix, "x")[0].rsplit("/", 2)[0] + "/"
+    folder = run_folder(prefix, "")
     dates = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=folder, Delimiter="/"):
         dates.extend(p["Prefix"][len(folder):].rstrip("/") for p in page.get("CommonPrefixes", []))
