@@ -1,0 +1,1 @@
+"""Airflow operators: thin glue from the config and connections to the logic modules."""

@@ -1,0 +1,254 @@
+"""Airflow glue for the nightly export of one table: preflight, start + deferred wait, verification.
+
+The logic lives in :mod:`dynamoguard.exports`; these operators read the config, build clients from
+the source account's connection, and turn outcomes into task results or clear failures. Failures
+that a retry cannot change (table missing, PITR off, time outside the window, export FAILED,
+verification problems) raise AirflowFailException so they are reported at once.
+The role needs dynamodb:DescribeTable, DescribeContinuousBackups, ExportTableToPointInTime,
+ListExports, DescribeExport (UpdateContinuousBackups with ``ensure_pitr``), and s3:ListBucket,
+s3:GetObject, s3:PutObject (DynamoDB writes the export with the caller's permissions) on the backup bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from airflow.sdk import Asset, BaseOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+
+def export_asset(table: str) -> Asset:
+    """The Asset updated when a verified export of ``table`` exists (its event extra is the result)."""
+    return Asset(f"dynamoguard://exports/{table}", group="dynamoguard")
+
+
+def _config():
+    from dynamoguard.config import load_config
+
+    return load_config()
+
+
+def _client(config, service: str, **kwargs):
+    from dynamoguard import aws
+
+    return aws.client(config.accounts.source.aws_conn_id, service, config.region, **kwargs)
+
+
+class DynamoDBExportPreflightOperator(BaseOperator):
+    """Check ``table`` can be exported and choose the export time and S3 prefix for this run.
+
+    Export time = the run's data-interval end (a backfill exports each night as it was), or latest
+    restorable when the run has no data interval. If that time has passed but PITR has not caught up
+    with it yet, the task defers until it has (at most ``nightly.max_wait_restorable_minutes``).
+    """
+
+    template_fields: Sequence[str] = ("table",)
+    ui_color = "#e8f0d8"
+
+    def __init__(self, *, table: str, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.table = table
+
+    def execute(self, context) -> dict[str, Any]:
+        from dynamoguard.exports import (
+            ExportError,
+            ExportNotYetRestorable,
+            choose_export_time,
+            export_prefix,
+            iso_ms,
+            preflight,
+        )
+
+        config = _config()
+        table = config.table(self.table)
+        ddb = _client(config, "dynamodb")
+        try:
+            state = preflight(ddb, table.name, ensure_pitr=table.ensure_pitr)
+        except ExportError as error:
+            raise AirflowFailException(str(error)) from None
+        requested = context.get("data_interval_end")
+        now = datetime.now(timezone.utc)
+        try:
+            export_time = choose_export_time(state, requested, now)
+        except ExportNotYetRestorable as pending:
+            limit = timedelta(minutes=config.nightly.max_wait_restorable_minutes)
+            if pending.retry_at - now > limit:
+                raise AirflowFailException(f"{pending}; it would take longer than {limit} to become restorable") \
+                    from None
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            self.log.info("%s; waiting until %s", pending, iso_ms(pending.retry_at))
+            self.defer(trigger=DateTimeTrigger(moment=pending.retry_at + timedelta(seconds=5)),
+                       method_name="resume")
+        except ExportError as error:
+            raise AirflowFailException(str(error)) from None
+        bucket = config.backup_bucket
+        result = {
+            "table": table.name,
+            "table_arn": state.table_arn,
+            "export_time": iso_ms(export_time),
+            "export_time_source": "data_interval_end" if requested is not None else "latest_restorable",
+            "bucket": bucket.name,
+            "s3_prefix": export_prefix(bucket.prefix, table.name, export_time),
+            "deletion_protection": state.deletion_protection,
+            "pitr_earliest_restorable": iso_ms(state.earliest_restorable),
+            "pitr_latest_restorable": iso_ms(state.latest_restorable),
+            "pitr_enabled_now": state.pitr_enabled_now,
+        }
+        if not state.deletion_protection:
+            self.log.warning("Table %s has deletion protection OFF", table.name)
+        self.log.info("Preflight %s: %s", table.name, json.dumps(result))
+        return result
+
+    def resume(self, context, event: Any = None) -> dict[str, Any]:
+        return self.execute(context)
+
+
+class DynamoDBPointInTimeExportOperator(BaseOperator):
+    """Start (or reuse) the point-in-time export chosen by preflight, then defer until it finishes.
+
+    ``preflight`` is the preflight result (usually its XComArg). Returns the finished export's
+    description as a dict (export ARN, time, bucket, prefixes, item count, manifest key).
+    """
+
+    template_fields: Sequence[str] = ("table", "preflight")
+    ui_color = "#d8e4f0"
+
+    def __init__(self, *, table: str, preflight: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.table = table
+        self.preflight = preflight
+
+    def execute(self, context) -> dict[str, Any]:
+        from dynamoguard.exports import ExportError, parse_time, start_export
+
+        config = _config()
+        pre = self.preflight
+        ddb = _client(config, "dynamodb")
+        try:
+            started = start_export(ddb, pre["table_arn"], parse_time(pre["export_time"]), pre["bucket"],
+                                   pre["s3_prefix"])
+        except ExportError as error:
+            raise AirflowFailException(str(error)) from None
+        self.log.info("Export %s of %s at %s: %s (%s)", started.export_arn, self.table, pre["export_time"],
+                      started.status, "reused" if started.reused else "started")
+        if started.status != "IN_PROGRESS":
+            return self._finish(ddb, started.export_arn, deferred=False, statuses=[started.status])
+        from dynamoguard.triggers import DynamoDBExportTrigger
+
+        timeout = timedelta(minutes=config.nightly.export_timeout_minutes)
+        self.log.info("Deferring while export %s is IN_PROGRESS (poll every %ss, timeout %s)",
+                      started.export_arn, config.nightly.poll_interval_seconds, timeout)
+        self.defer(
+            trigger=DynamoDBExportTrigger(
+                export_arn=started.export_arn,
+                deadline=time.time() + timeout.total_seconds(),
+                waiter_delay=config.nightly.poll_interval_seconds,
+                aws_conn_id=config.accounts.source.aws_conn_id,
+                region_name=config.region,
+            ),
+            method_name="execute_complete",
+            timeout=timeout + timedelta(minutes=5),
+        )
+
+    def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
+        config = _config()
+        self.log.info("Export wait ended: %s after %s polls (%s)", event.get("status"), event.get("polls"),
+                      " -> ".join(event.get("statuses") or []))
+        if event.get("status") == "timeout":
+            raise AirflowException(f"{self.table}: {event.get('message')} (nightly.export_timeout_minutes="
+                                   f"{config.nightly.export_timeout_minutes}); a retry resumes waiting on it")
+        if event.get("status") == "error":
+            raise AirflowException(f"{self.table}: {event.get('message')}")
+        return self._finish(_client(config, "dynamodb"), event["export_arn"], deferred=True,
+                            statuses=event.get("statuses") or [])
+
+    def _finish(self, ddb, export_arn: str, deferred: bool, statuses: list[str]) -> dict[str, Any]:
+        from dynamoguard.exports import ExportFailed, describe_export, export_folder, iso_ms, raise_if_failed
+
+        description = describe_export(ddb, export_arn)
+        try:
+            raise_if_failed(description)
+        except ExportFailed as failed:
+            raise AirflowFailException(f"{self.table}: {failed}") from None
+        if description["ExportStatus"] != "COMPLETED":
+            raise AirflowException(f"{self.table}: export {export_arn} is {description['ExportStatus']}")
+        pre = self.preflight
+        result = {
+            **pre,
+            "export_arn": export_arn,
+            "export_status": description["ExportStatus"],
+            "export_prefix": export_folder(export_arn, description.get("S3Prefix")),
+            "export_manifest": description.get("ExportManifest"),
+            "item_count": description.get("ItemCount"),
+            "billed_size_bytes": description.get("BilledSizeBytes"),
+            "start_time": iso_ms(description["StartTime"]) if description.get("StartTime") else None,
+            "end_time": iso_ms(description["EndTime"]) if description.get("EndTime") else None,
+            "client_token": description.get("ClientToken"),
+            "deferred": deferred,
+            "statuses": statuses,
+        }
+        self.log.info("Export of %s finished: %s", self.table, json.dumps(result))
+        return result
+
+
+class VerifyDynamoDBExportOperator(BaseOperator):
+    """Verify a finished export against its manifests; fail (and notify) on any problem.
+
+    ``export`` is the export task's result (usually its XComArg). Returns the verification record
+    (export ARN, time, bucket, ``export_prefix``, manifest keys, ``object_keys``, item count, bytes,
+    files, checks passed, problems) and publishes it as the extra of the table's Asset event.
+    """
+
+    template_fields: Sequence[str] = ("table", "export")
+    ui_color = "#d5f0dc"
+
+    def __init__(self, *, table: str, export: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.table = table
+        self.export = export
+
+    def execute(self, context) -> dict[str, Any]:
+        from dynamoguard.exports import describe_export, parse_time, verify_export
+
+        config = _config()
+        exp = self.export
+        s3 = _client(config, "s3", max_pool_connections=config.nightly.max_concurrency)
+        description = describe_export(_client(config, "dynamodb"), exp["export_arn"])
+        result = verify_export(
+            s3, exp["bucket"], exp["export_arn"], exp["table_arn"], parse_time(exp["export_time"]), exp["s3_prefix"],
+            description=description, max_workers=config.nightly.max_concurrency,
+        )
+        record = {
+            "table": self.table,
+            **result.to_dict(),
+            "export_time_source": exp.get("export_time_source"),
+            "billed_size_bytes": exp.get("billed_size_bytes"),
+            "deletion_protection": exp.get("deletion_protection"),
+            "pitr_earliest_restorable": exp.get("pitr_earliest_restorable"),
+            "pitr_latest_restorable": exp.get("pitr_latest_restorable"),
+        }
+        self.log.info(
+            "Verification of %s export %s at %s: %s; %d items, %d bytes in %d files; checks passed: %s",
+            self.table, record["export_arn"], record["export_time"], "OK" if result.ok else "FAILED",
+            record["item_count"], record["bytes"], record["files"], ", ".join(record["checks_passed"]),
+        )
+        for problem in result.problems:
+            self.log.error("Problem: %s", problem)
+        if not result.ok:
+            context["ti"].xcom_push(key="verification", value=record)
+            shown = "\n".join(f"  - {p}" for p in record["problems"][:20])
+            more = len(record["problems"]) - 20
+            raise AirflowFailException(
+                f"{self.table}: export {record['export_arn']} failed verification with {len(result.problems)} "
+                f"problem(s):\n{shown}" + (f"\n  ... and {more} more" if more > 0 else "")
+            )
+        summary = {k: v for k, v in record.items() if k not in ("data_keys", "object_keys")}
+        for asset in self.outlets or []:
+            if isinstance(asset, Asset):
+                context["outlet_events"][asset].extra = summary
+        return record
