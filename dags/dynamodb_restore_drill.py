@@ -1,0 +1,124 @@
+"""
+### DynamoDB restore drill
+
+Restores a protected table into a throw-away **scratch table** and proves that the restored data equals a
+verified export, then deletes the scratch table. A backup nobody has restored is a hope, not a backup.
+
+**Trigger by hand** (Trigger button, form): `table`; `source` = `pitr` (RestoreTableToPointInTime),
+`export` (ImportTable from the backup bucket) or `replica` (ImportTable in the backup account from the
+replica bucket: the disaster path, nothing in the source account is needed for the restore itself);
+`restore_point` (empty = latest verified export; otherwise the newest verified export at or before that
+time; every source restores to that export's time so the result can be compared with it); `validation`
+`full` (digest of every item) or `sample` (`sample_size` items read back by key); `keep_minutes` (how long
+the scratch table lives after validation). Bad values are rejected when the run is triggered.
+**Scheduled runs** (`drills.schedule`) ignore the form: one table per run in rotation, or every table when
+`drills.all_tables` is set, each with its configured source and validation.
+
+**Per table**: `prepare` (find the export, name the scratch table `<scratch_prefix><table>-<run stamp>`)
+-> `restore` (deferred until the import is COMPLETED / the table is ACTIVE; import errors fail it with
+AWS's message) -> `validate` (key schema and indexes vs the source, item count vs the manifest, content vs
+the export's data files) -> `cleanup` (teardown: runs even when restore or validation failed; deletes the
+scratch table only if its name has the scratch prefix, it carries this run's `dynamoguard:drill` tag and
+it is not a protected table). `sweep` deletes expired scratch tables left by crashed runs, by the same rules.
+
+**Drill history**: every drill writes a JSON record to
+`s3://<reports_bucket.name>/<reports_bucket.prefix>/drills/<table>/<scratch table>.json`
+(the file name ends with the run's start time, so listing the folder gives the history in order), and
+the record is the `validate` task's XCom (`return_value`, or `drill_record` when validation failed).
+Read `result` (passed/failed), `problems`, `rto_seconds` (restore request to usable table),
+`rpo_seconds` (age of the restore point when the drill started), `items_validated`, `items_per_second`,
+`validation.mismatches` (keys of differing items: `changed`, `missing`, `unexpected`) and `export`
+(which export was the restore point). For example:
+`aws s3 cp s3://dynamoguard-reports/reports/drills/orders/ . --recursive` and
+`jq '[.recorded_at, .result, .rto_seconds, .rpo_seconds] ' *.json`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import DAG, Param, get_current_context, task, task_group
+
+from dynamoguard.config import load_config
+from dynamoguard.notify import failure_notifier
+
+config = load_config()
+TABLES = config.table_names
+OWNER = "dynamoguard"
+
+with DAG(
+    dag_id="dynamodb_restore_drill",
+    schedule=config.drills.schedule,
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=4,
+    doc_md=__doc__,
+    tags=["dynamoguard", "dynamodb", "restore-drill"],
+    default_args={"owner": OWNER, "retries": 1, "retry_delay": timedelta(seconds=30),
+                  "on_failure_callback": failure_notifier(config)},
+    params={
+        "table": Param(TABLES[0], type="string", enum=TABLES, title="Table",
+                       description="The protected table to restore."),
+        "source": Param(config.drills.default_source, type="string", enum=["pitr", "export", "replica"],
+                        title="Restore from",
+                        values_display={"pitr": "Point-in-time recovery", "export": "Export in the backup bucket",
+                                        "replica": "Replica in the backup account"}),
+        "restore_point": Param(None, type=["null", "string"], format="date-time", title="Restore point",
+                               pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$",
+                               description="Empty: the latest verified export. Otherwise the newest verified "
+                                           "export at or before this time."),
+        "validation": Param(config.drills.validation, type="string", enum=["full", "sample"], title="Validation"),
+        "sample_size": Param(config.drills.sample_size, type="integer", minimum=1, title="Sample size",
+                             description="Items read back by key when validation is 'sample'."),
+        "keep_minutes": Param(config.drills.keep_minutes, type="integer", minimum=0, title="Keep minutes",
+                              description="How long the scratch table lives after validation."),
+    },
+) as dag:
+
+    @task
+    def sweep() -> list[dict]:
+        from dynamoguard.operators.drills import sweep_scratch_tables
+
+        return sweep_scratch_tables(load_config())
+
+    @task
+    def plan() -> list[dict]:
+        from dynamoguard import drills
+        from dynamoguard.operators.drills import plan_drills
+
+        context = get_current_context()
+        run = context["dag_run"]
+        return plan_drills(load_config(), dict(context["params"]), run_type=str(run.run_type.value
+                           if hasattr(run.run_type, "value") else run.run_type), run_id=run.run_id,
+                           started=drills.utcnow(), interval_start=context.get("data_interval_start"),
+                           interval_end=context.get("data_interval_end"))
+
+    @task_group
+    def drill(spec: dict):
+        from dynamoguard.operators.drills import DrillCleanupOperator, DrillRestoreOperator
+
+        @task
+        def prepare(spec: dict) -> dict:
+            from dynamoguard.operators.drills import prepare_drill
+
+            return prepare_drill(load_config(), spec)
+
+        @task
+        def validate(drill: dict, restore: dict) -> dict:
+            from dynamoguard import drills
+            from dynamoguard.operators.drills import validate_drill
+
+            record = validate_drill(load_config(), drill, restore)
+            if record["result"] != "passed":
+                get_current_context()["ti"].xcom_push(key="drill_record", value=record)
+                raise drills.DrillError(f"drill of {drill['table']} failed: " + "; ".join(record["problems"])
+                                        + f"; mismatching keys: {record['validation']['mismatches']}")
+            return record
+
+        prepared = prepare(spec)
+        restore = DrillRestoreOperator(task_id="restore", drill=prepared)
+        cleanup = DrillCleanupOperator(task_id="cleanup", drill=prepared)
+        restore >> validate(prepared, restore.output) >> cleanup.as_teardown(setups=prepared)
+
+    sweep()
+    drill.expand(spec=plan())
