@@ -1,0 +1,56 @@
+"""
+### CloudTrail audit of the protected estate
+
+Runs on `audit.schedule` (hourly by default) over the run's **data interval**, so a backfill
+re-audits past hours and overwrites their reports with identical ones.
+
+1. `trail_health`: the trail exists, is logging, multi-region, validates log files, its event
+   selectors log management events and the data events of every protected table and of the
+   backup and replica buckets; the trail bucket is versioned, locked, and keeps logs long enough.
+2. `plan` -> `audit_unit` (mapped, one per account, region and hour): lists the log files
+   *delivered* in the hour (a file belongs to the interval holding the timestamp in its key, so no
+   file is read twice and late deliveries are read once), streams and parses each, runs the rules
+   for each record's `(eventSource, eventName)`, validates the hour's digest files (signature,
+   chain, SHA-256 of every log file), and writes its part of the report.
+3. `report`: `findings.jsonl` + `summary.json` in the reports bucket under
+   `<prefix>/cloudtrail_audit/<start>_<end>/`; summary in the log and XCom; notification on
+   high-severity findings; fails if `audit.fail_on_high`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from dynamoguard.config import load_config
+from dynamoguard.notify import failure_notifier
+from dynamoguard.operators.audit import (
+    AuditPlanOperator,
+    AuditReportOperator,
+    AuditUnitOperator,
+    TrailHealthOperator,
+)
+
+config = load_config()
+
+with DAG(
+    dag_id="cloudtrail_audit",
+    schedule=CronDataIntervalTimetable(config.audit.schedule, timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=4,
+    doc_md=__doc__,
+    tags=["cloudtrail", "audit", "security"],
+    default_args={
+        "owner": "dynamoguard",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=2),
+        "on_failure_callback": failure_notifier(config),
+    },
+):
+    health = TrailHealthOperator(task_id="trail_health")
+    units = AuditPlanOperator(task_id="plan")
+    audited = AuditUnitOperator.partial(task_id="audit_unit", execution_timeout=timedelta(hours=1)).expand(
+        unit=units.output)
+    AuditReportOperator(task_id="report", units=audited.output, health=health.output)

@@ -1,0 +1,85 @@
+"""Findings reports in the reports bucket, one set of objects per audit interval.
+
+Keys depend only on the interval (and unit), never on the run, so re-auditing an interval (a retry
+or a backfill) overwrites its report instead of adding a second one::
+
+    <prefix>/cloudtrail_audit/<start>_<end>/parts/<account>_<region>_<hour>.json   one per audit unit
+    <prefix>/cloudtrail_audit/<start>_<end>/findings.jsonl                          every finding, sorted
+    <prefix>/cloudtrail_audit/<start>_<end>/summary.json                            counts per severity etc.
+
+Each line of ``findings.jsonl`` is one finding: severity, rule, title, resource, event_time,
+event_name, principal, source_ip, event_id, log_key, account, region, outcome, detail.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+
+from dynamoguard.audit.discovery import Unit, iso
+from dynamoguard.audit.findings import Finding, count_by_severity, rank
+
+_STAMP = "%Y%m%dT%H%MZ"
+
+
+def interval_prefix(prefix: str, start: datetime, end: datetime) -> str:
+    base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    return f"{base}cloudtrail_audit/{start:{_STAMP}}_{end:{_STAMP}}/"
+
+
+def part_key(prefix: str, start: datetime, end: datetime, unit: Unit) -> str:
+    return f"{interval_prefix(prefix, start, end)}parts/{unit.account}_{unit.region}_{unit.start:{_STAMP}}.json"
+
+
+def _dumps(value) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def write_part(s3, bucket: str, key: str, unit: Unit, counts: dict[str, int], findings: list[Finding]) -> None:
+    body = {"unit": unit.to_dict(), "counts": counts,
+            "findings": [f.to_dict() for f in sorted(findings, key=Finding.sort_key)]}
+    s3.put_object(Bucket=bucket, Key=key, Body=_dumps(body), ContentType="application/json")
+
+
+def read_part(s3, bucket: str, key: str) -> dict:
+    return orjson.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def _sort_key(finding: dict) -> tuple:
+    return (rank(finding["severity"]), finding["rule"], finding.get("event_time") or "",
+            finding.get("event_id") or "", finding.get("log_key") or "", finding.get("resource") or "")
+
+
+def assemble(s3, bucket: str, prefix: str, start: datetime, end: datetime, part_keys: list[str],
+             health: list[dict]) -> dict:
+    """Merge the units' parts and the trail-health findings into the interval's report; return its summary."""
+    findings = list(health)
+    counts: dict[str, int] = {}
+    for key in sorted(part_keys):
+        part = read_part(s3, bucket, key)
+        findings.extend(part["findings"])
+        for name, value in part["counts"].items():
+            counts[name] = counts.get(name, 0) + value
+    findings.sort(key=_sort_key)
+    base = interval_prefix(prefix, start, end)
+    lines = b"".join(_dumps(f) + b"\n" for f in findings)
+    s3.put_object(Bucket=bucket, Key=f"{base}findings.jsonl", Body=lines, ContentType="application/x-ndjson")
+    summary = {
+        "interval": {"start": iso(start), "end": iso(end)},
+        "report": f"s3://{bucket}/{base}findings.jsonl",
+        "findings": len(findings),
+        "by_severity": count_by_severity(findings),
+        "by_rule": _by_rule(findings),
+        "counts": dict(sorted(counts.items())),
+        "units": len(part_keys),
+    }
+    s3.put_object(Bucket=bucket, Key=f"{base}summary.json", Body=_dumps(summary), ContentType="application/json")
+    return summary
+
+
+def _by_rule(findings: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for finding in findings:
+        out[finding["rule"]] = out.get(finding["rule"], 0) + 1
+    return dict(sorted(out.items()))

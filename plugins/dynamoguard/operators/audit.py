@@ -1,0 +1,138 @@
+"""Airflow glue for the CloudTrail audit in :mod:`dynamoguard.audit`.
+
+Every operator works on the run's data interval, so a backfill re-audits exactly that interval.
+Trail-bucket reads use ``accounts.audit`` when configured (a log-archive account), else the source
+account; the reports bucket and the trail itself are in the source account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+
+def _interval(context) -> tuple:
+    start, end = context["data_interval_start"], context["data_interval_end"]
+    if start is None or end is None or not start < end:
+        raise AirflowFailException(f"the run has no data interval to audit ({start} - {end})")
+    return start, end
+
+
+def _load():
+    from dynamoguard.config import load_config
+
+    return load_config()
+
+
+def _logs_conn(config) -> str:
+    return (config.accounts.audit or config.accounts.source).aws_conn_id
+
+
+class AuditPlanOperator(BaseOperator):
+    """The (account, region, hour) units of the data interval, one mapped audit task each."""
+
+    def execute(self, context) -> list[dict]:
+        from dynamoguard.audit.run import plan
+
+        start, end = _interval(context)
+        units = plan(_load(), start, end)
+        self.log.info("Interval %s - %s: %d unit(s)", start, end, len(units))
+        return units
+
+
+class AuditUnitOperator(BaseOperator):
+    """Audit one unit: read its log files through the rules, validate its digests, write its report part."""
+
+    template_fields: Sequence[str] = ("unit",)
+
+    def __init__(self, *, unit: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.unit = unit
+
+    def execute(self, context) -> dict:
+        from dynamoguard import aws
+        from dynamoguard.audit.run import Unit, audit_unit
+
+        config = _load()
+        start, end = _interval(context)
+        unit = Unit.from_dict(self.unit)
+        workers = config.audit.max_concurrency
+        logs_s3 = aws.client(_logs_conn(config), "s3", config.region, max_pool_connections=workers)
+        reports_s3 = aws.client(config.accounts.source.aws_conn_id, "s3", config.region)
+
+        def cloudtrail_for_region(region: str):
+            return aws.client(_logs_conn(config), "cloudtrail", region)
+
+        return audit_unit(config, unit, start, end, logs_s3, reports_s3, cloudtrail_for_region)
+
+
+class TrailHealthOperator(BaseOperator):
+    """Check the trail and its bucket; the gaps as finding dicts."""
+
+    def execute(self, context) -> list[dict]:
+        from dynamoguard import aws
+        from dynamoguard.audit.run import health
+
+        config = _load()
+        conn = config.accounts.source.aws_conn_id
+        findings = health(config, aws.client(conn, "cloudtrail", config.region),
+                          aws.client(_logs_conn(config), "s3", config.region))
+        for finding in findings:
+            self.log.warning("Trail health [%s] %s: %s", finding["severity"], finding["title"], finding["resource"])
+        if not findings:
+            self.log.info("Trail %s and bucket %s are healthy", config.audit.trail_name, config.audit.trail_bucket)
+        return findings
+
+
+class AuditReportOperator(BaseOperator):
+    """Write the interval's report; notify on high severity and fail if ``audit.fail_on_high``."""
+
+    template_fields: Sequence[str] = ("units", "health")
+
+    def __init__(self, *, units: Any, health: Any, max_shown: int = 20, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.units = units
+        self.health = health
+        self.max_shown = max_shown
+
+    def execute(self, context) -> dict:
+        import orjson
+
+        from dynamoguard import aws
+        from dynamoguard.audit.run import finish
+        from dynamoguard.notify import notify
+
+        config = _load()
+        start, end = _interval(context)
+        s3 = aws.client(config.accounts.source.aws_conn_id, "s3", config.region)
+        summary = finish(config, s3, start, end, list(self.units or []), list(self.health or []))
+        self.log.info("CloudTrail audit %s - %s: %s", start, end, orjson.dumps(summary).decode())
+        high = summary["by_severity"]["high"]
+        if high:
+            shown = self._high_findings(s3, config, start, end)
+            message = "\n".join([f"{high} high-severity finding(s); report: {summary['report']}", "", *shown])
+            notify(config, f"dynamoguard: {high} high-severity CloudTrail finding(s)", message)
+            if config.audit.fail_on_high:
+                raise AirflowFailException(f"{high} high-severity finding(s); see {summary['report']}")
+        return summary
+
+    def _high_findings(self, s3, config, start, end) -> list[str]:
+        import orjson
+
+        from dynamoguard.audit.report import interval_prefix
+
+        key = f"{interval_prefix(config.reports_bucket.prefix, start, end)}findings.jsonl"
+        body = s3.get_object(Bucket=config.reports_bucket.name, Key=key)["Body"]
+        lines = []
+        for raw in body.iter_lines():
+            finding = orjson.loads(raw)
+            if finding["severity"] != "high":
+                break  # the report is sorted by severity
+            if len(lines) < self.max_shown:
+                lines.append(f"- {finding['rule']}: {finding['title']} | {finding['resource']} | "
+                             f"{finding.get('principal') or ''} | {finding.get('event_time') or ''} | "
+                             f"{finding.get('event_id') or ''} | {finding.get('log_key') or ''}")
+        return lines
