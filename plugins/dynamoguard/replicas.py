@@ -35,6 +35,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -256,12 +257,12 @@ class Replicator:
         if stored and "-" not in stored and ranges is None:
             response["Body"].close()
             return Digest(stored)
-        with response["Body"] as body:
+        with closing(response["Body"]) as body:
             return stream_digest(body, ranges)
 
     def _replica_digest(self, key: str) -> Digest:
         response = self.backup_s3.get_object(Bucket=self.replica_bucket, Key=key)
-        with response["Body"] as body:
+        with closing(response["Body"]) as body:
             return stream_digest(body)
 
     def _head_replica(self, key: str) -> dict[str, Any]:

@@ -2,14 +2,17 @@
 
 moto 5.2.5 stores ``PutBucketReplication`` but never replicates (getmoto/moto#4421), reports no
 ``ReplicationStatus`` and answers ``GetBucketReplication`` with every rule's filter replaced by ``Prefix: ""``.
-AWS (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-status.html, replication-what-is-isnot-replicated.html):
-a new object matching an enabled rule (highest ``Priority`` wins) is copied asynchronously to
-``Destination.Bucket`` - in ``Destination.Account`` when given - with the same key, bytes, ETag, metadata,
-checksum and Object Lock retention (the destination's default retention when the source has none). The
-source object's ``x-amz-replication-status`` is PENDING, then COMPLETED (FAILED if the copy cannot be
-made); the replica's is REPLICA. Replicas are not replicated again; rules with tag filters are not emulated.
+AWS (https://docs.aws.amazon.com/AmazonS3/latest/userguide/replication-status.html and
+replication-what-is-isnot-replicated.html): a new object matching an enabled rule (highest ``Priority``
+wins) is copied asynchronously to ``Destination.Bucket`` - in ``Destination.Account`` when given - with
+the same key, bytes, ETag, metadata, checksum and Object Lock retention (the destination's default
+retention when the source has none). The source object's ``x-amz-replication-status`` is PENDING, then
+COMPLETED (FAILED if the copy cannot be made); the replica's is REPLICA. Replicas are not replicated
+again; rules with tag filters are not emulated.
 
-The copy happens ``LOCALAWS_REPLICATION_SECONDS`` (default 1) after the write, on a background thread.
+The copy happens ``replication_seconds`` after the write, on a background thread: initially
+``LOCALAWS_REPLICATION_SECONDS`` (default 1), changed at run time with the control endpoint
+``POST /_localaws/replication`` and body ``{"replication_seconds": 60}`` (applies to later writes).
 """
 
 from __future__ import annotations
@@ -78,10 +81,23 @@ def _replicate(backend, put_object, key, rule: dict[str, Any]) -> None:
         key.replication_status = "FAILED"
 
 
+def _settings(body: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(body) - set(SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
+    for key, value in body.items():
+        if not isinstance(value, int | float) or value < 0:
+            raise ValueError(f"{key} must be a non-negative number, got {value!r}")
+        SETTINGS[key] = float(value)
+    return dict(SETTINGS)
+
+
 def apply() -> None:
     from moto.s3 import models, responses
     from moto.s3.exceptions import ReplicationConfigurationNotFoundError
     from moto.s3.responses import ActionResult
+
+    from include.localaws.fixes import control
 
     original_put = models.S3Backend.put_object
 
@@ -128,3 +144,5 @@ def apply() -> None:
                                                                           "Rules": rules}}))
 
     responses.S3Response.get_bucket_replication = get_bucket_replication
+    control.ROUTES[("GET", "replication")] = lambda _: dict(SETTINGS)
+    control.ROUTES[("POST", "replication")] = _settings

@@ -1,0 +1,122 @@
+"""Replica step of the nightly backup: copy one table's export into the backup account, or verify that S3
+replication did (``replica_bucket.mode``). The logic is in :mod:`dynamoguard.replicas`; this turns the config
+and connections into clients, defers while replication is PENDING, and fails with the findings."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+log = logging.getLogger(__name__)
+
+
+def backup_account_client(config, service: str, max_pool_connections: int):
+    """A client acting in the backup account through ``accounts.backup.aws_conn_id`` (its role assumed),
+    checked to really act there; AirflowException naming the connection otherwise."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from dynamoguard import aws
+
+    account = config.accounts.backup
+    try:
+        identity = aws.client(account.aws_conn_id, "sts", config.region).get_caller_identity()
+    except (BotoCoreError, ClientError, ValueError) as error:
+        raise AirflowException(
+            f"AWS connection {account.aws_conn_id!r} cannot act in the backup account {account.account_id}: "
+            f"assuming the role in its extras (role_arn) failed: {error}"
+        ) from error
+    if identity["Account"] != account.account_id:
+        raise AirflowException(
+            f"AWS connection {account.aws_conn_id!r} acts as {identity['Arn']} in account {identity['Account']}, "
+            f"not in the backup account {account.account_id}; check role_arn in its extras"
+        )
+    return aws.client(account.aws_conn_id, service, config.region, max_pool_connections)
+
+
+class ReplicaOperator(BaseOperator):
+    """Copy (or verify) the replicas of one table's export.
+
+    :param table: protected table name
+    :param export_prefix: key prefix of the night's export in the backup bucket (templated)
+    :param export_time: ISO 8601 export time; replica retention is counted from it (templated)
+    :param mode: ``copy`` or ``verify``; default ``replica_bucket.mode`` from the config
+    :param poll_seconds: verify mode: how often PENDING replicas are re-checked (deferred, no worker held)
+
+    Without an explicit ``on_failure_callback`` a failure is published by the configured notifier.
+    """
+
+    template_fields = ("table", "export_prefix", "export_time")
+    ui_color = "#d8e8f8"
+
+    def __init__(self, *, table: str, export_prefix: str, export_time: str, mode: str | None = None,
+                 poll_seconds: int = 60, **kwargs: Any):
+        if "on_failure_callback" not in kwargs:
+            from dynamoguard.config import load_config
+            from dynamoguard.notify import failure_notifier
+
+            kwargs["on_failure_callback"] = failure_notifier(load_config())
+        super().__init__(**kwargs)
+        self.table = table
+        self.export_prefix = export_prefix
+        self.export_time = export_time
+        self.mode = mode
+        self.poll_seconds = poll_seconds
+
+    def execute(self, context) -> dict[str, Any]:
+        return self._run(None)
+
+    def resume(self, context, event: Any = None, started: str | None = None) -> dict[str, Any]:
+        return self._run(datetime.fromisoformat(started) if started else None)
+
+    def _run(self, started: datetime | None) -> dict[str, Any]:
+        from dynamoguard import aws
+        from dynamoguard.config import load_config
+        from dynamoguard.replicas import LockPolicy, Replicator, copy_export, verify_export
+
+        config = load_config()
+        replica = config.replica_bucket
+        mode = self.mode or replica.mode
+        if mode not in ("copy", "verify"):
+            raise AirflowException(f"mode must be 'copy' or 'verify', got {mode!r}")
+        if not self.export_prefix or not self.export_prefix.strip("/"):
+            raise AirflowException(f"{self.table}: empty export_prefix (would treat the whole bucket as one export)")
+        export_time = datetime.fromisoformat(str(self.export_time).replace("Z", "+00:00"))
+        if export_time.tzinfo is None:
+            export_time = export_time.replace(tzinfo=UTC)
+        config.table(self.table)
+        workers = config.nightly.max_concurrency
+        replicator = Replicator(
+            source_s3=aws.client(config.accounts.source.aws_conn_id, "s3", config.region, workers),
+            backup_s3=backup_account_client(config, "s3", workers),
+            source_bucket=config.backup_bucket.name,
+            replica_bucket=replica.name,
+            lock=LockPolicy.from_export_time(replica.lock_mode, replica.min_retention_days, export_time),
+            max_workers=workers,
+            multipart_threshold=replica.multipart_threshold_mib * 1024 * 1024,
+            part_size=replica.part_size_mib * 1024 * 1024,
+            source_account=config.accounts.source.account_id,
+            backup_account=config.accounts.backup.account_id,
+        )
+        if mode == "copy":
+            result = copy_export(replicator, self.table, self.export_prefix)
+        else:
+            now = datetime.now(UTC)
+            started = started or now
+            deadline = started + timedelta(minutes=replica.replication_lag_minutes)
+            result = verify_export(replicator, self.table, self.export_prefix, pending_is_missing=now >= deadline)
+            if result.counts["pending"] and not result.config_problems and now < deadline:
+                from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+
+                wait = min(timedelta(seconds=self.poll_seconds), deadline - now)
+                log.info("%d replicas still PENDING; checking again in %s (until %s)",
+                         result.counts["pending"], wait, deadline.isoformat())
+                self.defer(trigger=TimeDeltaTrigger(wait), method_name="resume",
+                           kwargs={"started": started.isoformat()})
+        log.info("%s", result.summary())
+        if not result.ok:
+            raise AirflowException(result.summary())
+        return result.to_dict()

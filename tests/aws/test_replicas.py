@@ -1,0 +1,296 @@
+"""Replicas in the backup account, against the emulator with both accounts (logic module, boto3 clients)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dynamoguard.replicas import LockPolicy, Replicator, copy_export, list_objects, verify_export
+
+pytestmark = pytest.mark.aws
+
+SOURCE = "dynamoguard-exports"
+REPLICA = "dynamoguard-exports-replica"
+EXPORT_ID = "01764300000000-a1b2c3d4"
+PREFIX = f"exports/orders/AWSDynamoDB/{EXPORT_ID}/"
+EXPORT_TIME = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+MiB = 1024 * 1024
+
+
+def make_export(s3, data_files: int = 6, prefix: str = PREFIX) -> dict[str, bytes]:
+    """An export-like set of objects in the source bucket: data files, manifests and their checksums."""
+    objects: dict[str, bytes] = {f"{prefix}_started": b""}
+    lines = []
+    for i in range(data_files):
+        body = gzip.compress(b"".join(b'{"Item":{"pk":{"S":"k%d-%d"}}}\n' % (i, j) for j in range(50 + i)), mtime=0)
+        key = f"{prefix}data/file{i:03d}.json.gz"
+        objects[key] = body
+        lines.append(json.dumps({"itemCount": 50 + i, "md5Checksum": _md5(body), "dataFileS3Key": key}))
+    files = ("\n".join(lines) + "\n").encode()
+    summary = json.dumps({"version": "2020-06-30", "exportTime": EXPORT_TIME.isoformat(),
+                          "manifestFilesS3Key": f"{prefix}manifest-files.json"}).encode()
+    objects.update({
+        f"{prefix}manifest-files.json": files, f"{prefix}manifest-files.md5": _md5(files).encode(),
+        f"{prefix}manifest-summary.json": summary, f"{prefix}manifest-summary.md5": _md5(summary).encode(),
+    })
+    for key, body in objects.items():
+        s3.put_object(Bucket=SOURCE, Key=key, Body=body)
+    return objects
+
+
+def _md5(body: bytes) -> str:
+    return base64.b64encode(hashlib.md5(body).digest()).decode()
+
+
+def _sha256(body: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+def replicator(localaws, bucket: str = REPLICA, **kwargs) -> Replicator:
+    return Replicator(
+        source_s3=localaws.client("s3"), backup_s3=localaws.client("s3", account="backup"),
+        source_bucket=SOURCE, replica_bucket=bucket,
+        lock=LockPolicy.from_export_time("COMPLIANCE", 35, EXPORT_TIME), max_workers=8,
+        source_account="111111111111", backup_account="222222222222", **kwargs,
+    )
+
+
+def versions(s3, bucket: str, prefix: str = PREFIX) -> list[dict]:
+    return s3.list_object_versions(Bucket=bucket, Prefix=prefix).get("Versions", [])
+
+
+def test_fresh_copy_copies_every_object_checksummed_and_locked(seeded):
+    objects = make_export(seeded.client("s3"))
+    result = copy_export(replicator(seeded), "orders", PREFIX)
+
+    assert result.ok, result.summary()
+    assert result.checked == len(objects) == result.counts["copied"]
+    backup = seeded.client("s3", account="backup")
+    until = EXPORT_TIME + timedelta(days=35)
+    for key, body in objects.items():
+        head = backup.head_object(Bucket=REPLICA, Key=key, ChecksumMode="ENABLED")
+        assert backup.get_object(Bucket=REPLICA, Key=key)["Body"].read() == body
+        assert head["ChecksumSHA256"] == _sha256(body)
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        assert head["ObjectLockRetainUntilDate"] >= until
+
+
+def test_rerun_copies_nothing_and_writes_nothing(seeded):
+    objects = make_export(seeded.client("s3"))
+    copy_export(replicator(seeded), "orders", PREFIX)
+    backup = seeded.client("s3", account="backup")
+    before = versions(backup, REPLICA)
+
+    again = copy_export(replicator(seeded), "orders", PREFIX)
+
+    assert again.ok, again.summary()
+    assert again.counts["copied"] == 0
+    assert again.counts["skipped"] == again.checked == len(objects)
+    assert versions(backup, REPLICA) == before
+
+
+def test_half_finished_copy_resumes_with_only_the_missing_objects(seeded):
+    objects = make_export(seeded.client("s3"), data_files=10)
+    rep = replicator(seeded)
+    done = list(list_objects(rep.source_s3, SOURCE, PREFIX))[:5]  # a run that stopped after five copies
+    assert [rep.copy_one(src, None)[0] for src in done] == ["copied"] * 5
+
+    result = copy_export(replicator(seeded), "orders", PREFIX)
+
+    assert result.ok, result.summary()
+    assert result.counts["skipped"] == 5
+    assert result.counts["copied"] == len(objects) - 5
+    assert len(versions(seeded.client("s3", account="backup"), REPLICA)) == len(objects)
+
+
+@pytest.mark.parametrize("tampered", [b"X" * 20, None], ids=["other-size", "same-size"])
+def test_replica_with_different_content_is_reported_and_not_overwritten(seeded, tampered):
+    objects = make_export(seeded.client("s3"))
+    key = f"{PREFIX}data/file002.json.gz"
+    tampered = tampered or bytes(b ^ 0xFF for b in objects[key])
+    backup = seeded.client("s3", account="backup")
+    backup.put_object(Bucket=REPLICA, Key=key, Body=tampered)
+
+    result = copy_export(replicator(seeded), "orders", PREFIX)
+
+    assert not result.ok
+    assert result.counts["different"] == 1
+    assert result.counts["copied"] == len(objects) - 1
+    [finding] = result.findings
+    assert (finding.kind, finding.key) == ("different", key)
+    assert key in result.summary()
+    assert backup.get_object(Bucket=REPLICA, Key=key)["Body"].read() == tampered
+    assert len(versions(backup, REPLICA, key)) == 1
+
+
+def test_replica_without_lock_is_reported(seeded):
+    objects = make_export(seeded.client("s3"))
+    backup = seeded.client("s3", account="backup")
+    backup.create_bucket(Bucket="replica-no-default-lock", ObjectLockEnabledForBucket=True)
+    key = f"{PREFIX}manifest-files.json"
+    backup.put_object(Bucket="replica-no-default-lock", Key=key, Body=objects[key])  # identical, no retention
+
+    result = copy_export(replicator(seeded, bucket="replica-no-default-lock"), "orders", PREFIX)
+
+    assert result.counts["unlocked"] == 1
+    assert result.counts["copied"] == len(objects) - 1
+    [finding] = result.findings
+    assert (finding.kind, finding.key) == ("unlocked", key)
+    assert "no Object Lock retention" in finding.detail
+
+
+def test_weaker_retention_is_reported_as_unlocked(seeded):
+    objects = make_export(seeded.client("s3"))
+    key = f"{PREFIX}_started"
+    backup = seeded.client("s3", account="backup")
+    backup.put_object(Bucket=REPLICA, Key=key, Body=objects[key], ObjectLockMode="GOVERNANCE",
+                      ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(days=1))
+
+    result = copy_export(replicator(seeded), "orders", PREFIX)
+
+    [finding] = result.findings
+    assert (finding.kind, finding.key) == ("unlocked", key)
+    assert "GOVERNANCE" in finding.detail
+
+
+def test_large_object_is_copied_in_parts_and_compared(seeded):
+    source = seeded.client("s3")
+    body = bytes(range(256)) * (11 * MiB // 256) + b"tail"
+    key = f"{PREFIX}data/big.json.gz"
+    source.put_object(Bucket=SOURCE, Key=key, Body=body)
+    rep = replicator(seeded, multipart_threshold=5 * MiB, part_size=5 * MiB)
+
+    result = copy_export(rep, "orders", PREFIX)
+    assert result.ok and result.counts["copied"] == 1, result.summary()
+    backup = seeded.client("s3", account="backup")
+    assert backup.get_object(Bucket=REPLICA, Key=key)["Body"].read() == body
+    assert backup.head_object(Bucket=REPLICA, Key=key)["ObjectLockMode"] == "COMPLIANCE"
+
+    again = copy_export(rep, "orders", PREFIX)
+    assert again.ok and again.counts["skipped"] == 1, again.summary()
+
+
+def test_copy_needs_the_export_time_zone():
+    with pytest.raises(ValueError, match="time zone"):
+        LockPolicy.from_export_time("COMPLIANCE", 35, datetime(2026, 11, 28, 2, 0))
+
+
+# -- verify mode --------------------------------------------------------------------------------------------
+
+def replication_config(account: str = "222222222222", translate: bool = True, prefix: str = "exports/") -> dict:
+    destination = {"Bucket": f"arn:aws:s3:::{REPLICA}", "Account": account}
+    if translate:
+        destination["AccessControlTranslation"] = {"Owner": "Destination"}
+    return {
+        "Role": "arn:aws:iam::111111111111:role/dynamoguard-replication",
+        "Rules": [{"ID": "exports-to-backup", "Priority": 1, "Status": "Enabled", "Filter": {"Prefix": prefix},
+                   "DeleteMarkerReplication": {"Status": "Disabled"}, "Destination": destination}],
+    }
+
+
+def wait_replicated(s3, keys, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    for key in keys:
+        while s3.head_object(Bucket=SOURCE, Key=key).get("ReplicationStatus") == "PENDING":
+            assert time.monotonic() < deadline, f"{key} still PENDING"
+            time.sleep(0.2)
+
+
+def test_verify_without_replication_configuration_fails(seeded):
+    make_export(seeded.client("s3"))
+    result = verify_export(replicator(seeded), "orders", PREFIX, pending_is_missing=True)
+    assert not result.ok
+    assert result.config_problems == [f"bucket {SOURCE} has no replication configuration"]
+    assert result.counts["missing"] == result.checked
+
+
+@pytest.mark.parametrize(("config", "problem"), [
+    (replication_config(account="333333333333"), "Destination.Account is '333333333333'"),
+    (replication_config(translate=False), "AccessControlTranslation.Owner=Destination"),
+    (replication_config(prefix="reports/"), "replicates only prefix 'reports/'"),
+])
+def test_verify_reports_a_replication_rule_that_does_not_cover_the_export(seeded, config, problem):
+    source = seeded.client("s3")
+    source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=config)
+    make_export(source, data_files=1)
+    result = verify_export(replicator(seeded), "orders", PREFIX, pending_is_missing=True)
+    assert not result.ok
+    assert any(problem in p for p in result.config_problems), result.config_problems
+
+
+def test_verify_with_every_replica_present(seeded):
+    source = seeded.client("s3")
+    source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=replication_config())
+    objects = make_export(source)
+    wait_replicated(source, objects)
+
+    result = verify_export(replicator(seeded), "orders", PREFIX)
+
+    assert result.ok, result.summary()
+    assert result.counts["skipped"] == result.checked == len(objects)
+
+
+def test_verify_reports_the_one_missing_replica(seeded):
+    source = seeded.client("s3")
+    late = f"{PREFIX}data/written-before-replication.json.gz"
+    source.put_object(Bucket=SOURCE, Key=late, Body=b"not replicated")
+    source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=replication_config())
+    objects = make_export(source)
+    wait_replicated(source, objects)
+
+    result = verify_export(replicator(seeded), "orders", PREFIX)
+
+    assert not result.ok
+    assert result.counts["skipped"] == len(objects)
+    [finding] = result.findings
+    assert (finding.kind, finding.key) == ("missing", late)
+    assert "ReplicationStatus absent" in finding.detail
+
+
+def replication_delay(localaws, seconds: float) -> None:
+    """How long the emulator's S3 replication takes for objects written from now on."""
+    request = urllib.request.Request(f"{localaws.endpoint}/_localaws/replication", method="POST",
+                                     data=json.dumps({"replication_seconds": seconds}).encode())
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+@pytest.fixture
+def slow_replication(seeded):
+    replication_delay(seeded, 3600)
+    yield seeded
+    replication_delay(seeded, 1)
+
+
+def test_verify_counts_pending_replicas_as_pending_until_the_lag_is_over(slow_replication):
+    source = slow_replication.client("s3")
+    source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=replication_config())
+    objects = make_export(source, data_files=2)
+
+    early = verify_export(replicator(slow_replication), "orders", PREFIX)
+    assert early.counts["pending"] == len(objects), early.summary()
+    assert early.counts["missing"] == 0 and not early.ok
+    assert early.findings[0].detail == "ReplicationStatus PENDING"
+    overdue = verify_export(replicator(slow_replication), "orders", PREFIX, pending_is_missing=True)
+    assert overdue.counts["missing"] == len(objects)
+    assert overdue.counts["pending"] == 0
+
+
+def test_verify_detects_a_tampered_replica(seeded):
+    source = seeded.client("s3")
+    source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=replication_config())
+    objects = make_export(source, data_files=2)
+    wait_replicated(source, objects)
+    key = f"{PREFIX}manifest-summary.json"
+    seeded.client("s3", account="backup").put_object(Bucket=REPLICA, Key=key, Body=objects[key].upper())
+
+    result = verify_export(replicator(seeded), "orders", PREFIX)
+
+    [finding] = result.findings
+    assert (finding.kind, finding.key) == ("different", key)
