@@ -186,4 +186,5 @@ def all_findings(entries: list[Entry], resources: list[ProtectedResource], princ
                 + cross_account(resources))
     if require_permission_boundary:
         findings += missing_boundaries(entries, principals)
-    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.resource, f.principal, f.kind))
+    return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.resource, f.principal, f.kind, f.policy,
+                                          f.statement))
