@@ -10,6 +10,7 @@ FIXES = [
     "accounts",
     "pitr",
     "dynamodb_export",
+    "s3_object_lock",
     "s3_replication",
     "cloudtrail_delivery",
     "iam_authorization_details",
