@@ -32,11 +32,11 @@ def digest(endpoint: str, end: datetime, account: str = SOURCE_ACCOUNT, region: 
                                       "end_time": end.isoformat()})["key"]
 
 
-def event(name: str, source: str = "dynamodb.amazonaws.com", at: str = "2026-01-01T10:05:00Z", n: int = 0,
+def event(event_name: str, source: str = "dynamodb.amazonaws.com", at: str = "2026-01-01T10:05:00Z", n: int = 0,
           principal: str = "arn:aws:iam::111111111111:user/mallory", error: str | None = None, **request) -> dict:
-    """A CloudTrail record of ``name`` by an IAM user, with ``request`` as requestParameters."""
+    """A CloudTrail record of ``event_name`` by an IAM user, with ``request`` as requestParameters."""
     record = {
-        "eventVersion": "1.11", "eventTime": at, "eventSource": source, "eventName": name,
+        "eventVersion": "1.11", "eventTime": at, "eventSource": source, "eventName": event_name,
         "awsRegion": REGION, "sourceIPAddress": "203.0.113.7", "userAgent": "aws-cli/2",
         "userIdentity": {"type": "IAMUser", "arn": principal, "accountId": principal.split(":")[4]},
         "requestParameters": request, "responseElements": None, "eventID": f"00000000-0000-0000-0000-{n:012d}",
