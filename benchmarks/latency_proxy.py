@@ -45,6 +45,7 @@ class LatencyProxy:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._connections: set[asyncio.Task] = set()
 
     @property
     def endpoint(self) -> str:
@@ -75,8 +76,9 @@ class LatencyProxy:
                     break
             await sender
         except (ConnectionError, OSError):
-            sender.cancel()
+            pass
         finally:
+            sender.cancel()
             if writer.can_write_eof():
                 try:
                     writer.write_eof()
@@ -84,6 +86,9 @@ class LatencyProxy:
                     pass
 
     async def _handle(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._connections.add(task)  # the loop holds tasks only weakly
+        task.add_done_callback(self._connections.discard)
         try:
             server_reader, server_writer = await asyncio.open_connection(self.target_host, self.target_port)
         except OSError:
