@@ -7,13 +7,22 @@ SIGKILLed and with its scheduler restarted in the middle of a run.
 
 from __future__ import annotations
 
+import json
 import textwrap
+import urllib.request
+from datetime import datetime, time, timedelta, timezone
 
 import pytest
+import yaml
 
-from tests.e2e.distributed import Topology, ensure_services
+from include.localaws import process as emulator
+from include.localaws.seed import seed, source_session
+from tests.e2e.distributed import ROOT, Topology, copy_dag, ensure_services
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+NIGHTLY = "dynamodb_nightly_backup"
+EXPORT_SECONDS = "8"  # exports stay IN_PROGRESS this long: the window in which the faults are injected
 
 PROBE_DAG = textwrap.dedent('''
     """Probe: a Celery task, a deferred wait in the triggerer, a Celery task reading the first one's XCom."""
@@ -41,16 +50,53 @@ PROBE_DAG = textwrap.dedent('''
 ''')
 
 
+class Estate:
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+
+    def client(self, service: str):
+        return source_session().client(service, endpoint_url=self.endpoint)
+
+
 @pytest.fixture(scope="module")
-def topology(tmp_path_factory, localaws_server):
+def estate(tmp_path_factory):
+    """A dedicated emulator, seeded, whose tables have had PITR on for ten days."""
+    port = emulator.free_port()
+    proc = emulator.start(port, log_path=tmp_path_factory.mktemp("estate") / "localaws.log",
+                          LOCALAWS_EXPORT_SECONDS=EXPORT_SECONDS)
+    aws = Estate(f"http://127.0.0.1:{port}")
+    try:
+        seed(aws.endpoint)
+        since = (datetime.now(timezone.utc) - timedelta(days=10)).isoformat()
+        for table in aws.client("dynamodb").list_tables()["TableNames"]:
+            _post(f"{aws.endpoint}/_localaws/pitr", {"table": table, "earliest_restorable": since})
+        yield aws
+    finally:
+        emulator.stop(proc)
+
+
+@pytest.fixture(scope="module")
+def topology(tmp_path_factory, estate):
     ensure_services()
     work = tmp_path_factory.mktemp("distributed")
     dags = work / "dags"
     dags.mkdir()
     (dags / "topology_probe.py").write_text(PROBE_DAG)
-    with Topology(work, dags, localaws_server.endpoint) as topo:
+    copy_dag(ROOT / "dags" / f"{NIGHTLY}.py", dags)
+    config = yaml.safe_load((ROOT / "include" / "dynamoguard.yaml").read_text())
+    config["nightly"].update(poll_interval_seconds=1, retry_delay_seconds=3)
+    config_path = work / "dynamoguard.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    with Topology(work, dags, estate.endpoint, config_path=config_path) as topo:
         yield topo
     assert topo.leftovers() == [], "processes survived the teardown"
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
 
 
 def test_probe_dag_runs_on_celery_and_triggerer(topology):
@@ -71,6 +117,89 @@ def test_probe_dag_runs_on_celery_and_triggerer(topology):
     worker_pids = {p.pid for p in _tree(topology.processes["worker"].pid)}
     assert result["first"]["pid"] not in {topology.processes[n].pid for n in ("scheduler", "api-server")}
     assert worker_pids, "worker is running"
+
+
+def nightly_date(days_ago: int) -> datetime:
+    day = datetime.now(timezone.utc).date() - timedelta(days=days_ago)
+    return datetime.combine(day, time(2, 0), tzinfo=timezone.utc)
+
+
+def exports_at(estate, export_time: datetime) -> dict[str, list[dict]]:
+    """Every export (ListExports, all pages, then DescribeExport) of each table at ``export_time``."""
+    ddb = estate.client("dynamodb")
+    found: dict[str, list[dict]] = {}
+    for table in ddb.list_tables()["TableNames"]:
+        arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+        summaries, token = [], None
+        while True:
+            page = ddb.list_exports(TableArn=arn, MaxResults=25, **({"NextToken": token} if token else {}))
+            summaries += page["ExportSummaries"]
+            token = page.get("NextToken")
+            if not token:
+                break
+        found[table] = [d for d in (ddb.describe_export(ExportArn=s["ExportArn"])["ExportDescription"]
+                                    for s in summaries) if d["ExportTime"] == export_time]
+    return found
+
+
+def run_nightly(topology, estate, export_time: datetime, during=None) -> dict:
+    """Trigger the nightly DAG over REST for ``export_time``; assert success, one export per table, verified."""
+    rest = topology.rest
+    rest.wait_for_dag(NIGHTLY)
+    run = rest.trigger(NIGHTLY, export_time.isoformat())
+    final = rest.wait_for_run(NIGHTLY, run["dag_run_id"], timeout=200, on_poll=during, interval=0.5)
+    states = {t["task_id"]: (t["state"], t["try_number"]) for t in rest.task_instances(NIGHTLY, run["dag_run_id"])}
+    assert final["state"] == "success", f"{states}\n{topology.log_tail()}"
+    exports = exports_at(estate, export_time)
+    ddb = estate.client("dynamodb")
+    assert set(exports) == {"orders", "customers", "inventory"}
+    for table, found in exports.items():
+        assert len(found) == 1, f"{table}: {len(found)} exports at {export_time}: {[e['ExportArn'] for e in found]}"
+        record = rest.xcom(NIGHTLY, run["dag_run_id"], f"{table}.verify")
+        assert record["problems"] == [], record["problems"]
+        assert record["export_arn"] == found[0]["ExportArn"]
+        assert found[0]["ExportStatus"] == "COMPLETED"
+        assert datetime.fromisoformat(record["export_time"].replace("Z", "+00:00")) == export_time
+        assert record["item_count"] == ddb.scan(TableName=table, Select="COUNT")["Count"] > 0
+        assert record["files"] >= 1 and record["object_keys"]
+    return {"run": final, "states": states}
+
+
+def test_nightly_backup_end_to_end(topology, estate):
+    outcome = run_nightly(topology, estate, nightly_date(1))
+    assert all(state == "success" for state, _ in outcome["states"].values())
+
+
+class FaultWhileExporting:
+    """on_poll callback: once an export is deferred (IN_PROGRESS in the triggerer), apply ``fault`` once."""
+
+    def __init__(self, fault):
+        self.fault = fault
+        self.injected_at: dict | None = None
+
+    def __call__(self, run, tis):
+        if self.injected_at is None and any(t["task_id"].endswith(".export") and t["state"] == "deferred"
+                                            for t in tis):
+            self.injected_at = {t["task_id"]: t["state"] for t in tis}
+            self.fault()
+
+
+def test_nightly_survives_worker_sigkill(topology, estate):
+    def crash_worker():
+        old = _tree(topology.processes["worker"].pid)
+        topology.kill("worker")
+        assert not [p.pid for p in old if p.is_running()], "the old worker's processes survived SIGKILL"
+        topology.start("worker")
+
+    fault = FaultWhileExporting(crash_worker)
+    run_nightly(topology, estate, nightly_date(2), during=fault)
+    assert fault.injected_at, "the worker was never killed while an export was in progress"
+
+
+def test_nightly_survives_scheduler_restart(topology, estate):
+    fault = FaultWhileExporting(lambda: topology.restart("scheduler"))
+    run_nightly(topology, estate, nightly_date(3), during=fault)
+    assert fault.injected_at, "the scheduler was never restarted while an export was in progress"
 
 
 def _tree(pid):
