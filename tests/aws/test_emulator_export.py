@@ -316,3 +316,12 @@ def test_seeded_tables_have_a_month_of_pitr_and_backfills_verify(seeded, export_
     head = s3.head_object(Bucket="dynamoguard-exports", Key=desc["ExportManifest"])
     assert head["ObjectLockMode"] == "COMPLIANCE"
     assert head["ObjectLockRetainUntilDate"] > now + timedelta(days=34)
+
+
+def test_config_control(localaws, export_seconds):
+    assert control(localaws.endpoint, "config", {"export_seconds": 0.25})["export_seconds"] == 0.25
+    assert control(localaws.endpoint, "config")["export_seconds"] == 0.25
+    for body, problem in (({"export_secs": 1}, "export_secs"), ({"export_seconds": -1}, "non-negative")):
+        with pytest.raises(urllib.error.HTTPError) as bad:
+            control(localaws.endpoint, "config", body)
+        assert bad.value.code == 400 and problem in json.loads(bad.value.read())["error"]

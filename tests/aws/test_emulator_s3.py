@@ -164,3 +164,14 @@ def test_cross_account_copy_into_replica_bucket_gets_its_default_retention(seede
                        CopySource={"Bucket": "dynamoguard-exports", "Key": "exports/x/data/a.json.gz"})
     mode, left = retention(backup, "exports/x/data/a.json.gz", bucket="dynamoguard-exports-replica")
     assert mode == "COMPLIANCE" and about(35)[0] < left < about(35)[1]
+
+
+def test_governance_bypass_only_when_requested(s3):
+    until = datetime.now(UTC) + timedelta(days=5)
+    version = s3.put_object(Bucket=LOCKED, Key="g", Body=b"g", ObjectLockMode="GOVERNANCE",
+                            ObjectLockRetainUntilDate=until)["VersionId"]
+    assert error_code(s3.delete_object, Bucket=LOCKED, Key="g", VersionId=version,
+                      BypassGovernanceRetention=False) == "AccessDenied"
+    assert error_code(s3.delete_object, Bucket=LOCKED, Key="g", VersionId=version) == "AccessDenied"
+    s3.delete_object(Bucket=LOCKED, Key="g", VersionId=version, BypassGovernanceRetention=True)
+    assert "Versions" not in s3.list_object_versions(Bucket=LOCKED, Prefix="g")

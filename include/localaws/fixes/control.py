@@ -1,7 +1,8 @@
 """Emulator-only control endpoints (no AWS counterpart), served beside moto's API.
 
-* ``GET|POST /_localaws/config`` - read or change run-time settings; body ``{"export_seconds": 2}`` sets how
-  long a DynamoDB export stays IN_PROGRESS (initially ``LOCALAWS_EXPORT_SECONDS``, default 5).
+* ``GET|POST /_localaws/config`` - read or change the run-time settings of the fixes (every fix module's
+  ``SETTINGS``), e.g. body ``{"export_seconds": 2}`` sets how long a DynamoDB export stays IN_PROGRESS
+  (initially ``LOCALAWS_EXPORT_SECONDS``, default 5).
 * ``POST /_localaws/pitr`` - body ``{"table": "orders", "earliest_restorable": "2026-10-24T00:00:00Z",
   "account": "111111111111", "region": "us-east-1"}`` (account and region optional): make a table with
   PITR on look as if PITR had been enabled at ``earliest_restorable``, so that exports and restores
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from importlib import import_module
 from typing import Any
 
 from include.localaws import REGION, SOURCE_ACCOUNT
@@ -21,17 +23,27 @@ from include.localaws import REGION, SOURCE_ACCOUNT
 PREFIX = "/_localaws/"
 
 
-def _config(body: dict[str, Any]) -> dict[str, Any]:
-    from include.localaws.fixes.dynamodb_export import SETTINGS
+def _settings() -> dict[str, dict[str, Any]]:
+    """Setting name -> the SETTINGS dict of the fix that owns it."""
+    from include.localaws.fixes import FIXES
 
-    unknown = set(body) - set(SETTINGS)
+    owners = {}
+    for name in FIXES:
+        settings = getattr(import_module(f"include.localaws.fixes.{name}"), "SETTINGS", {})
+        owners.update(dict.fromkeys(settings, settings))
+    return owners
+
+
+def _config(body: dict[str, Any]) -> dict[str, Any]:
+    owners = _settings()
+    unknown = set(body) - set(owners)
     if unknown:
-        raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
+        raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(owners))}")
     for key, value in body.items():
-        if not isinstance(value, int | float) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
             raise ValueError(f"{key} must be a non-negative number, got {value!r}")
-        SETTINGS[key] = float(value)
-    return dict(SETTINGS)
+        owners[key][key] = float(value)
+    return {key: settings[key] for key, settings in sorted(owners.items())}
 
 
 def _pitr(body: dict[str, Any]) -> dict[str, Any]:

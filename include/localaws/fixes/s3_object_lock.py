@@ -21,6 +21,8 @@ moto 5.2.5 -> AWS:
   lets the default retention be changed at any time (it applies to versions written afterwards).
 * GetObjectLockConfiguration reports ``Years: 0`` beside ``Days`` (and ``Days: 0`` beside ``Years``). AWS reports
   only the one that was set (they are mutually exclusive).
+* DeleteObject treats any ``x-amz-bypass-governance-retention`` value as a bypass, so
+  ``BypassGovernanceRetention=False`` deletes GOVERNANCE-locked versions. AWS bypasses only for ``true``.
 * Versioning can be suspended on an Object Lock bucket. AWS: ``InvalidBucketState`` ("An Object Lock
   configuration is present on this bucket, so the versioning state cannot be changed.").
 """
@@ -100,7 +102,15 @@ def _patch_backend() -> None:
         enabled, mode, days, years = original_get_config(self, bucket_name)
         return enabled, mode, days or None, years or None
 
+    original_delete = models.S3Backend.delete_object
+
+    def delete_object(self, bucket_name: str, key_name: str, version_id: str | None = None, bypass: Any = False):
+        if isinstance(bypass, str):
+            bypass = bypass.lower() == "true"
+        return original_delete(self, bucket_name, key_name, version_id=version_id, bypass=bypass)
+
     models.S3Backend.put_object = put_object
+    models.S3Backend.delete_object = delete_object
     models.S3Backend.get_object_lock_configuration = get_object_lock_configuration
     models.S3Backend.put_object_lock_configuration = put_object_lock_configuration
     models.S3Backend.put_bucket_versioning = put_bucket_versioning
