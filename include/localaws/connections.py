@@ -21,12 +21,11 @@ SOURCE_ROLES = {
 
 
 def _aws_connection(endpoint_url: str, **extra: str) -> str:
-    return json.dumps({
-        "conn_type": "aws",
-        "login": ACCESS_KEY,
-        "password": SECRET_KEY,
-        "extra": {"endpoint_url": endpoint_url, "region_name": REGION, **extra},
-    })
+    extras: dict = {"endpoint_url": endpoint_url, "region_name": REGION, **extra}
+    if "role_arn" in extra:
+        # The provider sends AssumeRole to service_config.sts.endpoint_url, never to the global endpoint_url.
+        extras["service_config"] = {"sts": {"endpoint_url": endpoint_url}}
+    return json.dumps({"conn_type": "aws", "login": ACCESS_KEY, "password": SECRET_KEY, "extra": extras})
 
 
 def connection_env(endpoint_url: str) -> dict[str, str]:
