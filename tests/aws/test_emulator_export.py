@@ -325,3 +325,13 @@ def test_config_control(localaws, export_seconds):
         with pytest.raises(urllib.error.HTTPError) as bad:
             control(localaws.endpoint, "config", body)
         assert bad.value.code == 400 and problem in json.loads(bad.value.read())["error"]
+
+
+def test_export_pending_at_reset_writes_nothing_afterwards(env, export_seconds, localaws):
+    ddb, s3, table_arn = env
+    export_seconds(1)
+    ddb.export_table_to_point_in_time(TableArn=table_arn, S3Bucket=BUCKET)
+    localaws.reset()
+    localaws.client("s3").create_bucket(Bucket=BUCKET)
+    time.sleep(1.5)
+    assert "Contents" not in localaws.client("s3").list_objects_v2(Bucket=BUCKET)

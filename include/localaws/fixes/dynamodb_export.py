@@ -119,6 +119,8 @@ class Export:
                        item.size()) for item in table.all_items()]
         self.due = now + SETTINGS["export_seconds"]
         self._lock = threading.Lock()
+        self._ddb = handler.dynamodb_backend
+        self._ddb.table_exports[self.arn] = self  # on the moto backend, so that a moto reset forgets it
         self._s3 = self._s3_backend()
         if self._s3 is not None:
             self._put("_started", b"")
@@ -159,13 +161,12 @@ class Export:
         with self._lock:
             if self.status != "IN_PROGRESS" or time.time() < self.due:
                 return
+            if self._ddb.table_exports.get(self.arn) is not self:
+                self.status = "FAILED"  # the emulator was reset: write nothing into the new state
+                return
             if self.failure is None:
-                from moto.s3.models import s3_backends
-
-                if self.bucket not in s3_backends.bucket_accounts:
-                    self.failure = ("S3NoSuchBucket", f"The specified bucket does not exist (Bucket: {self.bucket}; "
-                                                      "Service: Amazon S3; Status Code: 404; Error Code: NoSuchBucket)")
-                else:
+                self._s3 = self._s3_backend()
+                if self._s3 is not None:
                     try:
                         self._write()
                     except Exception as error:  # reported like AWS reports an internal failure
@@ -228,7 +229,7 @@ def _dt(epoch: float) -> datetime:
 
 
 def _exports(handler: DynamoHandler) -> dict[str, Export]:
-    """This account+region's exports (kept on the moto backend so that a moto reset forgets them)."""
+    """This account+region's exports."""
     return handler.dynamodb_backend.table_exports
 
 
@@ -291,7 +292,6 @@ def export_table_to_point_in_time(self: DynamoHandler) -> ActionResult:
         return ActionResult({"ExportDescription": previous.describe()})
 
     export = Export(self, table, request, export_time)
-    _exports(self)[export.arn] = export
     if token:
         tokens[token] = export
     return ActionResult({"ExportDescription": export.describe()})
