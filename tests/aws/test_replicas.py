@@ -24,6 +24,20 @@ EXPORT_TIME = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 MiB = 1024 * 1024
 
 
+@pytest.fixture
+def estate(localaws):
+    """The two buckets of the demo estate: the locked exports bucket (readable by the backup role) and the
+    locked replica bucket in the backup account."""
+    from include.localaws.connections import BACKUP_ROLE_ARN
+    from include.localaws.seed import create_locked_bucket, export_read_policy
+
+    source = localaws.client("s3")
+    create_locked_bucket(source, SOURCE, "COMPLIANCE", 35)
+    source.put_bucket_policy(Bucket=SOURCE, Policy=json.dumps(export_read_policy(SOURCE, "exports", BACKUP_ROLE_ARN)))
+    create_locked_bucket(localaws.client("s3", account="backup"), REPLICA, "COMPLIANCE", 35)
+    return localaws
+
+
 def make_export(s3, data_files: int = 6, prefix: str = PREFIX) -> dict[str, bytes]:
     """An export-like set of objects in the source bucket: data files, manifests and their checksums."""
     objects: dict[str, bytes] = {f"{prefix}_started": b""}
@@ -66,13 +80,13 @@ def versions(s3, bucket: str, prefix: str = PREFIX) -> list[dict]:
     return s3.list_object_versions(Bucket=bucket, Prefix=prefix).get("Versions", [])
 
 
-def test_fresh_copy_copies_every_object_checksummed_and_locked(seeded):
-    objects = make_export(seeded.client("s3"))
-    result = copy_export(replicator(seeded), "orders", PREFIX)
+def test_fresh_copy_copies_every_object_checksummed_and_locked(estate):
+    objects = make_export(estate.client("s3"))
+    result = copy_export(replicator(estate), "orders", PREFIX)
 
     assert result.ok, result.summary()
     assert result.checked == len(objects) == result.counts["copied"]
-    backup = seeded.client("s3", account="backup")
+    backup = estate.client("s3", account="backup")
     until = EXPORT_TIME + timedelta(days=35)
     for key, body in objects.items():
         head = backup.head_object(Bucket=REPLICA, Key=key, ChecksumMode="ENABLED")
@@ -82,13 +96,13 @@ def test_fresh_copy_copies_every_object_checksummed_and_locked(seeded):
         assert head["ObjectLockRetainUntilDate"] >= until
 
 
-def test_rerun_copies_nothing_and_writes_nothing(seeded):
-    objects = make_export(seeded.client("s3"))
-    copy_export(replicator(seeded), "orders", PREFIX)
-    backup = seeded.client("s3", account="backup")
+def test_rerun_copies_nothing_and_writes_nothing(estate):
+    objects = make_export(estate.client("s3"))
+    copy_export(replicator(estate), "orders", PREFIX)
+    backup = estate.client("s3", account="backup")
     before = versions(backup, REPLICA)
 
-    again = copy_export(replicator(seeded), "orders", PREFIX)
+    again = copy_export(replicator(estate), "orders", PREFIX)
 
     assert again.ok, again.summary()
     assert again.counts["copied"] == 0
@@ -96,29 +110,29 @@ def test_rerun_copies_nothing_and_writes_nothing(seeded):
     assert versions(backup, REPLICA) == before
 
 
-def test_half_finished_copy_resumes_with_only_the_missing_objects(seeded):
-    objects = make_export(seeded.client("s3"), data_files=10)
-    rep = replicator(seeded)
+def test_half_finished_copy_resumes_with_only_the_missing_objects(estate):
+    objects = make_export(estate.client("s3"), data_files=10)
+    rep = replicator(estate)
     done = list(list_objects(rep.source_s3, SOURCE, PREFIX))[:5]  # a run that stopped after five copies
     assert [rep.copy_one(src, None)[0] for src in done] == ["copied"] * 5
 
-    result = copy_export(replicator(seeded), "orders", PREFIX)
+    result = copy_export(replicator(estate), "orders", PREFIX)
 
     assert result.ok, result.summary()
     assert result.counts["skipped"] == 5
     assert result.counts["copied"] == len(objects) - 5
-    assert len(versions(seeded.client("s3", account="backup"), REPLICA)) == len(objects)
+    assert len(versions(estate.client("s3", account="backup"), REPLICA)) == len(objects)
 
 
 @pytest.mark.parametrize("tampered", [b"X" * 20, None], ids=["other-size", "same-size"])
-def test_replica_with_different_content_is_reported_and_not_overwritten(seeded, tampered):
-    objects = make_export(seeded.client("s3"))
+def test_replica_with_different_content_is_reported_and_not_overwritten(estate, tampered):
+    objects = make_export(estate.client("s3"))
     key = f"{PREFIX}data/file002.json.gz"
     tampered = tampered or bytes(b ^ 0xFF for b in objects[key])
-    backup = seeded.client("s3", account="backup")
+    backup = estate.client("s3", account="backup")
     backup.put_object(Bucket=REPLICA, Key=key, Body=tampered)
 
-    result = copy_export(replicator(seeded), "orders", PREFIX)
+    result = copy_export(replicator(estate), "orders", PREFIX)
 
     assert not result.ok
     assert result.counts["different"] == 1
@@ -130,14 +144,14 @@ def test_replica_with_different_content_is_reported_and_not_overwritten(seeded, 
     assert len(versions(backup, REPLICA, key)) == 1
 
 
-def test_replica_without_lock_is_reported(seeded):
-    objects = make_export(seeded.client("s3"))
-    backup = seeded.client("s3", account="backup")
+def test_replica_without_lock_is_reported(estate):
+    objects = make_export(estate.client("s3"))
+    backup = estate.client("s3", account="backup")
     backup.create_bucket(Bucket="replica-no-default-lock", ObjectLockEnabledForBucket=True)
     key = f"{PREFIX}manifest-files.json"
     backup.put_object(Bucket="replica-no-default-lock", Key=key, Body=objects[key])  # identical, no retention
 
-    result = copy_export(replicator(seeded, bucket="replica-no-default-lock"), "orders", PREFIX)
+    result = copy_export(replicator(estate, bucket="replica-no-default-lock"), "orders", PREFIX)
 
     assert result.counts["unlocked"] == 1
     assert result.counts["copied"] == len(objects) - 1
@@ -146,30 +160,30 @@ def test_replica_without_lock_is_reported(seeded):
     assert "no Object Lock retention" in finding.detail
 
 
-def test_weaker_retention_is_reported_as_unlocked(seeded):
-    objects = make_export(seeded.client("s3"))
+def test_weaker_retention_is_reported_as_unlocked(estate):
+    objects = make_export(estate.client("s3"))
     key = f"{PREFIX}_started"
-    backup = seeded.client("s3", account="backup")
+    backup = estate.client("s3", account="backup")
     backup.put_object(Bucket=REPLICA, Key=key, Body=objects[key], ObjectLockMode="GOVERNANCE",
                       ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(days=1))
 
-    result = copy_export(replicator(seeded), "orders", PREFIX)
+    result = copy_export(replicator(estate), "orders", PREFIX)
 
     [finding] = result.findings
     assert (finding.kind, finding.key) == ("unlocked", key)
     assert "GOVERNANCE" in finding.detail
 
 
-def test_large_object_is_copied_in_parts_and_compared(seeded):
-    source = seeded.client("s3")
+def test_large_object_is_copied_in_parts_and_compared(estate):
+    source = estate.client("s3")
     body = bytes(range(256)) * (11 * MiB // 256) + b"tail"
     key = f"{PREFIX}data/big.json.gz"
     source.put_object(Bucket=SOURCE, Key=key, Body=body)
-    rep = replicator(seeded, multipart_threshold=5 * MiB, part_size=5 * MiB)
+    rep = replicator(estate, multipart_threshold=5 * MiB, part_size=5 * MiB)
 
     result = copy_export(rep, "orders", PREFIX)
     assert result.ok and result.counts["copied"] == 1, result.summary()
-    backup = seeded.client("s3", account="backup")
+    backup = estate.client("s3", account="backup")
     assert backup.get_object(Bucket=REPLICA, Key=key)["Body"].read() == body
     assert backup.head_object(Bucket=REPLICA, Key=key)["ObjectLockMode"] == "COMPLIANCE"
 
@@ -203,9 +217,9 @@ def wait_replicated(s3, keys, timeout: float = 15.0) -> None:
             time.sleep(0.2)
 
 
-def test_verify_without_replication_configuration_fails(seeded):
-    make_export(seeded.client("s3"))
-    result = verify_export(replicator(seeded), "orders", PREFIX, pending_is_missing=True)
+def test_verify_without_replication_configuration_fails(estate):
+    make_export(estate.client("s3"))
+    result = verify_export(replicator(estate), "orders", PREFIX, pending_is_missing=True)
     assert not result.ok
     assert result.config_problems == [f"bucket {SOURCE} has no replication configuration"]
     assert result.counts["missing"] == result.checked
@@ -216,36 +230,36 @@ def test_verify_without_replication_configuration_fails(seeded):
     (replication_config(translate=False), "AccessControlTranslation.Owner=Destination"),
     (replication_config(prefix="reports/"), "replicates only prefix 'reports/'"),
 ])
-def test_verify_reports_a_replication_rule_that_does_not_cover_the_export(seeded, config, problem):
-    source = seeded.client("s3")
+def test_verify_reports_a_replication_rule_that_does_not_cover_the_export(estate, config, problem):
+    source = estate.client("s3")
     source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=config)
     make_export(source, data_files=1)
-    result = verify_export(replicator(seeded), "orders", PREFIX, pending_is_missing=True)
+    result = verify_export(replicator(estate), "orders", PREFIX, pending_is_missing=True)
     assert not result.ok
     assert any(problem in p for p in result.config_problems), result.config_problems
 
 
-def test_verify_with_every_replica_present(seeded):
-    source = seeded.client("s3")
+def test_verify_with_every_replica_present(estate):
+    source = estate.client("s3")
     source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=replication_config())
     objects = make_export(source)
     wait_replicated(source, objects)
 
-    result = verify_export(replicator(seeded), "orders", PREFIX)
+    result = verify_export(replicator(estate), "orders", PREFIX)
 
     assert result.ok, result.summary()
     assert result.counts["skipped"] == result.checked == len(objects)
 
 
-def test_verify_reports_the_one_missing_replica(seeded):
-    source = seeded.client("s3")
+def test_verify_reports_the_one_missing_replica(estate):
+    source = estate.client("s3")
     late = f"{PREFIX}data/written-before-replication.json.gz"
     source.put_object(Bucket=SOURCE, Key=late, Body=b"not replicated")
     source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=replication_config())
     objects = make_export(source)
     wait_replicated(source, objects)
 
-    result = verify_export(replicator(seeded), "orders", PREFIX)
+    result = verify_export(replicator(estate), "orders", PREFIX)
 
     assert not result.ok
     assert result.counts["skipped"] == len(objects)
@@ -262,10 +276,10 @@ def replication_delay(localaws, seconds: float) -> None:
 
 
 @pytest.fixture
-def slow_replication(seeded):
-    replication_delay(seeded, 3600)
-    yield seeded
-    replication_delay(seeded, 1)
+def slow_replication(estate):
+    replication_delay(estate, 3600)
+    yield estate
+    replication_delay(estate, 1)
 
 
 def test_verify_counts_pending_replicas_as_pending_until_the_lag_is_over(slow_replication):
@@ -282,15 +296,15 @@ def test_verify_counts_pending_replicas_as_pending_until_the_lag_is_over(slow_re
     assert overdue.counts["pending"] == 0
 
 
-def test_verify_detects_a_tampered_replica(seeded):
-    source = seeded.client("s3")
+def test_verify_detects_a_tampered_replica(estate):
+    source = estate.client("s3")
     source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=replication_config())
     objects = make_export(source, data_files=2)
     wait_replicated(source, objects)
     key = f"{PREFIX}manifest-summary.json"
-    seeded.client("s3", account="backup").put_object(Bucket=REPLICA, Key=key, Body=objects[key].upper())
+    estate.client("s3", account="backup").put_object(Bucket=REPLICA, Key=key, Body=objects[key].upper())
 
-    result = verify_export(replicator(seeded), "orders", PREFIX)
+    result = verify_export(replicator(estate), "orders", PREFIX)
 
     [finding] = result.findings
     assert (finding.kind, finding.key) == ("different", key)
