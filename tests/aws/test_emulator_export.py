@@ -140,7 +140,8 @@ def test_export_arn_describe_fields_and_layout(env):
                             "s3Bucket", "s3Prefix", "s3SseAlgorithm", "s3SseKmsKeyId", "manifestFilesS3Key",
                             "billedSizeBytes", "itemCount", "outputFormat"}
     assert summary["version"] == "2020-06-30" and summary["outputFormat"] == "DYNAMODB_JSON"
-    assert summary["tableId"] == desc["TableId"] and summary["s3Prefix"] == "nightly/2026-11-28/"
+    assert summary["tableId"] == desc["TableId"] == ddb.describe_table(TableName="books")["Table"]["TableId"]
+    assert summary["s3Prefix"] == "nightly/2026-11-28/"
     assert summary["manifestFilesS3Key"] == f"{root}/manifest-files.json"
     assert summary["billedSizeBytes"] == desc["BilledSizeBytes"]
     assert datetime.fromisoformat(summary["exportTime"]) == desc["ExportTime"]

@@ -15,6 +15,7 @@ https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Ou
 * Every object gets the bucket's default Object Lock retention, as S3 applies it to any new version.
 * The export stays IN_PROGRESS for ``LOCALAWS_EXPORT_SECONDS`` (default 5, changeable at run time via
   ``POST /_localaws/config``); the data and manifests are written when it completes.
+* DescribeTable returns the table's TableId (moto has none), the same one the export reports.
 * DescribeExport returns StartTime, EndTime, ExportTime, ExportManifest (key of manifest-summary.json),
   ClientToken, TableId, ExportFormat, BilledSizeBytes (bytes), ItemCount, FailureCode/FailureMessage.
   Unknown ARN -> ExportNotFoundException; malformed ARN -> ValidationException.
@@ -336,6 +337,16 @@ def list_exports(self: DynamoHandler) -> ActionResult:
 
 
 def apply() -> None:
+    from moto.dynamodb.models.table import Table
+
+    original_describe = Table.describe
+
+    def describe(self, base_key: str = "TableDescription") -> dict[str, Any]:
+        result = original_describe(self, base_key)
+        result[base_key]["TableId"] = _table_id(self)
+        return result
+
+    Table.describe = describe
     DynamoHandler.export_table_to_point_in_time = export_table_to_point_in_time
     DynamoHandler.describe_export = describe_export
     DynamoHandler.list_exports = list_exports
