@@ -1,0 +1,249 @@
+"""Benchmark the CloudTrail log audit against the speed limit of just decompressing and parsing the logs.
+
+    .venv/bin/python benchmarks/bench_audit.py [--dir /tmp/dynamoguard-bench-audit] [--gb 1.0]
+
+Generates (once, then reuses) realistic CloudTrail log files on local disk: gzip of
+``{"Records": [...]}``, ~2,000 records (~2.5 MB uncompressed) per file, a mix of DynamoDB and S3 data
+events, KMS, STS, EC2/SSM/IAM management events and a few attacks, with the fields and nesting of real
+records. For the first 0.25 GB and for the full 1 GB (uncompressed) it runs, each in a fresh process:
+
+* ``limit``: ``orjson.loads(gzip.decompress(file))`` per file, nothing else;
+* ``audit``: :func:`dynamoguard.audit.reader.audit_stream` per file (chunked zlib streaming, orjson,
+  required-field checks, dispatch by (eventSource, eventName), every rule, findings, counts).
+
+The files are read from local disk through file objects, the same stream interface as an S3 body, so
+network time is left out of both. Reports MB/s (uncompressed) by wall clock and by the process's CPU
+time (steadier on a shared machine), and the process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+
+SRC = "111111111111"
+REGION = "us-east-1"
+RECORDS_PER_FILE = 2000
+ROLES = ["orders-service", "customers-service", "inventory-service", "dynamoguard-nightly", "web-frontend",
+         "batch-reports", "ec2-instance-role"]
+TABLES = ["orders", "customers", "inventory", "sessions", "carts"]
+BUCKETS = ["dynamoguard-exports", "assets-prod", "web-static", "data-lake-raw"]
+AGENTS = ["aws-sdk-java/2.25.11 Linux/5.10 OpenJDK_64-Bit_Server_VM/17.0.10+7-LTS Java/17.0.10 vendor/Amazon.com",
+          "Boto3/1.35.10 md/Botocore#1.35.10 ua/2.0 os/linux#5.10.225 md/arch#x86_64 lang/python#3.11.9 "
+          "cfg/retry-mode#adaptive Botocore/1.35.10",
+          "aws-cli/2.17.20 md/awscrt#0.20.11 ua/2.0 os/linux#6.1 md/arch#x86_64 lang/python"]
+OWNER = {"orders": "orders-service", "customers": "customers-service", "inventory": "inventory-service"}
+
+
+def _identity(rng: random.Random, role: str) -> dict:
+    principal = f"AROA{rng.getrandbits(64):016X}"
+    return {
+        "type": "AssumedRole", "principalId": f"{principal}:i-{rng.getrandbits(48):012x}",
+        "arn": f"arn:aws:sts::{SRC}:assumed-role/{role}/i-{rng.getrandbits(48):012x}", "accountId": SRC,
+        "accessKeyId": f"ASIA{rng.getrandbits(64):016X}",
+        "sessionContext": {
+            "sessionIssuer": {"type": "Role", "principalId": principal, "arn": f"arn:aws:iam::{SRC}:role/{role}",
+                              "accountId": SRC, "userName": role},
+            "attributes": {"creationDate": "2026-01-01T09:12:44Z", "mfaAuthenticated": "false"},
+            "ec2RoleDelivery": "2.0"},
+    }
+
+
+def _uuid(rng: random.Random) -> str:
+    h = f"{rng.getrandbits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _record(rng: random.Random, moment: datetime) -> dict:
+    roll = rng.random()
+    table = rng.choice(TABLES)
+    role = rng.choice(ROLES)
+    if roll < 0.40:  # the tables' own services, and now and then someone else
+        role = OWNER.get(table, role) if rng.random() > 0.001 else "web-frontend"
+    base = {
+        "eventVersion": "1.09", "userIdentity": _identity(rng, role),
+        "eventTime": moment.strftime("%Y-%m-%dT%H:%M:%SZ"), "awsRegion": REGION,
+        "sourceIPAddress": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",
+        "userAgent": rng.choice(AGENTS), "requestID": _uuid(rng), "eventID": _uuid(rng),
+        "eventType": "AwsApiCall", "apiVersion": None, "managementEvent": False, "recipientAccountId": SRC,
+        "eventCategory": "Data", "readOnly": True,
+        "tlsDetails": {"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                       "clientProvidedHostHeader": f"dynamodb.{REGION}.amazonaws.com"},
+    }
+    if roll < 0.40:  # DynamoDB data events, mostly by the tables' own services
+        name = rng.choices(["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem", "BatchGetItem", "Scan"],
+                           [30, 25, 20, 10, 3, 10, 2])[0]
+        key = {"customer_id": {"S": f"cust-{rng.randrange(10**6):06d}"}}
+        params = {"tableName": table, "key": key, "consistentRead": False}
+        if name in ("Query", "Scan"):
+            params = {"tableName": table, "keyConditionExpression": "customer_id = :c", "limit": 100}
+        base.update(eventSource="dynamodb.amazonaws.com", eventName=name, requestParameters=params,
+                    responseElements=None, readOnly=name in ("GetItem", "Query", "BatchGetItem", "Scan"),
+                    resources=[{"accountId": SRC, "type": "AWS::DynamoDB::Table",
+                                "ARN": f"arn:aws:dynamodb:{REGION}:{SRC}:table/{table}"}])
+    elif roll < 0.62:  # S3 data events
+        bucket = rng.choice(BUCKETS)
+        if bucket == "dynamoguard-exports":
+            role = "dynamoguard-nightly"
+            base["userIdentity"] = _identity(rng, role)
+        key = f"exports/orders/AWSDynamoDB/{rng.getrandbits(40):013d}/data/{rng.getrandbits(40):x}.json.gz"
+        name = rng.choices(["GetObject", "PutObject", "HeadObject", "DeleteObject"], [60, 25, 14, 0.1])[0]
+        base.update(eventSource="s3.amazonaws.com", eventName=name, readOnly=name != "PutObject",
+                    requestParameters={"bucketName": bucket, "Host": f"{bucket}.s3.{REGION}.amazonaws.com",
+                                       "key": key},
+                    responseElements=None, additionalEventData={
+                        "SignatureVersion": "SigV4", "CipherSuite": "TLS_AES_128_GCM_SHA256",
+                        "bytesTransferredIn": 0, "AuthenticationMethod": "AuthHeader",
+                        "x-amz-id-2": f"{rng.getrandbits(256):064x}", "bytesTransferredOut": rng.randrange(10**7)},
+                    resources=[{"type": "AWS::S3::Object", "ARN": f"arn:aws:s3:::{bucket}/{key}"},
+                               {"accountId": SRC, "type": "AWS::S3::Bucket", "ARN": f"arn:aws:s3:::{bucket}"}])
+    elif roll < 0.78:  # KMS
+        key_arn = f"arn:aws:kms:{REGION}:{SRC}:key/{_uuid(rng)}"
+        base.update(eventSource="kms.amazonaws.com", eventName=rng.choice(["Decrypt", "GenerateDataKey"]),
+                    managementEvent=True, eventCategory="Management",
+                    requestParameters={"encryptionAlgorithm": "SYMMETRIC_DEFAULT",
+                                       "encryptionContext": {"aws:dynamodb:tableName": rng.choice(TABLES),
+                                                             "aws:dynamodb:subscriberId": SRC}},
+                    responseElements=None, resources=[{"accountId": SRC, "type": "AWS::KMS::Key", "ARN": key_arn}])
+    elif roll < 0.88:  # STS
+        base.update(eventSource="sts.amazonaws.com", eventName="AssumeRole", managementEvent=True,
+                    eventCategory="Management",
+                    requestParameters={"roleArn": f"arn:aws:iam::{SRC}:role/{role}",
+                                       "roleSessionName": f"i-{rng.getrandbits(48):012x}", "durationSeconds": 3600},
+                    responseElements={"credentials": {"accessKeyId": f"ASIA{rng.getrandbits(64):016X}",
+                                                      "sessionToken": f"{rng.getrandbits(512):0128x}",
+                                                      "expiration": "Jan 1, 2026, 11:12:44 AM"}})
+    elif roll < 0.9995:  # other management events
+        source, name = rng.choice([("ec2.amazonaws.com", "DescribeInstances"), ("ssm.amazonaws.com",
+                                   "UpdateInstanceInformation"), ("iam.amazonaws.com", "GetRole"),
+                                   ("dynamodb.amazonaws.com", "DescribeTable"),
+                                   ("cloudtrail.amazonaws.com", "LookupEvents"), ("s3.amazonaws.com", "GetBucketAcl")])
+        base.update(eventSource=source, eventName=name, managementEvent=True, eventCategory="Management",
+                    requestParameters={"instancesSet": {"items": [{"instanceId": f"i-{rng.getrandbits(48):012x}"}]},
+                                       "filterSet": {}}, responseElements=None)
+    else:  # attacks
+        name, params = rng.choice([
+            ("DeleteTable", {"tableName": "orders"}),
+            ("UpdateContinuousBackups", {"tableName": "customers",
+                                         "pointInTimeRecoverySpecification": {"pointInTimeRecoveryEnabled": False}}),
+            ("ExportTableToPointInTime", {"tableArn": f"arn:aws:dynamodb:{REGION}:{SRC}:table/orders",
+                                          "s3Bucket": "exfil-bucket", "s3BucketOwner": "999999999999"})])
+        base.update(eventSource="dynamodb.amazonaws.com", eventName=name, requestParameters=params,
+                    managementEvent=True, eventCategory="Management", readOnly=False)
+    return base
+
+
+def generate(directory: Path, target_bytes: int) -> list[tuple[Path, int]]:
+    """Log files totalling at least ``target_bytes`` uncompressed (reused if already there)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    index_path = directory / "index.json"
+    if index_path.exists():
+        index = json.loads(index_path.read_text())
+        if sum(size for _, size in index) >= target_bytes:
+            return [(directory / name, size) for name, size in index]
+    import orjson
+
+    rng = random.Random(20260101)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    files, total, n = [], 0, 0
+    while total < target_bytes:
+        delivered = start + timedelta(minutes=5 * n)
+        records = [_record(rng, delivered - timedelta(seconds=rng.randrange(600))) for _ in range(RECORDS_PER_FILE)]
+        raw = orjson.dumps({"Records": records})
+        name = f"{SRC}_CloudTrail_{REGION}_{delivered:%Y%m%dT%H%MZ}_{n:016d}.json.gz"
+        (directory / name).write_bytes(gzip.compress(raw, compresslevel=6, mtime=0))
+        files.append((name, len(raw)))
+        total += len(raw)
+        n += 1
+        if n % 50 == 0:
+            print(f"  generated {n} files, {total / 1e9:.2f} GB", file=sys.stderr)
+    index_path.write_text(json.dumps(files))
+    return [(directory / name, size) for name, size in files]
+
+
+def measure(mode: str, paths: list[str]) -> dict:
+    """Run one mode over ``paths`` in this process; seconds, bytes, records, peak RSS."""
+    import orjson
+
+    from dynamoguard.audit.reader import Counts, audit_stream
+    from dynamoguard.audit.rules import context_from_config
+    from dynamoguard.config import load_config
+
+    ctx = context_from_config(load_config(ROOT / "include" / "dynamoguard.yaml"))
+    counts, findings, raw_bytes, records = Counts(), 0, 0, 0
+    started, cpu_started = time.perf_counter(), time.process_time()
+    for path in paths:
+        with open(path, "rb") as stream:
+            if mode == "limit":
+                data = gzip.decompress(stream.read())
+                raw_bytes += len(data)
+                records += len(orjson.loads(data)["Records"])
+                del data
+            else:
+                result = audit_stream(stream, os.path.basename(path), ctx)
+                counts.add(result.counts)
+                findings += len(result.findings)
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
+    if mode == "audit":
+        raw_bytes, records = counts.bytes_read, counts.records_read
+    return {"mode": mode, "seconds": seconds, "cpu_seconds": cpu_seconds, "bytes": raw_bytes, "records": records,
+            "findings": findings,
+            "matched": counts.records_matched, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_child(mode: str, paths: list[Path]) -> dict:
+    listing = "\n".join(str(p) for p in paths)
+    out = subprocess.run([sys.executable, __file__, "--child", mode], input=listing, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/dynamoguard-bench-audit"))
+    parser.add_argument("--gb", type=float, default=1.0, help="uncompressed GB for the large run (default 1)")
+    parser.add_argument("--child", choices=["audit", "limit"], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args.child, sys.stdin.read().split())))
+        return 0
+
+    files = generate(args.dir, int(args.gb * 1e9))
+    print(f"{len(files)} files, {sum(s for _, s in files) / 1e9:.2f} GB uncompressed, "
+          f"{sum(p.stat().st_size for p, _ in files) / 1e9:.3f} GB gzip, in {args.dir}")
+    print(f"{'volume':>8} {'mode':>6} {'files':>6} {'records':>9} {'MB/s':>7} {'MB/cpu':>7} {'peak MB':>8} "
+          f"{'findings':>8}")
+    for volume in (0.25, args.gb):
+        subset, total = [], 0
+        for path, size in files:
+            if total >= volume * 1e9:
+                break
+            subset.append(path)
+            total += size
+        results = {mode: run_child(mode, subset) for mode in ("limit", "audit")}
+        for mode, r in results.items():
+            mb = r["bytes"] / 1e6
+            print(f"{volume:>6.2f}GB {mode:>6} {len(subset):>6} {r['records']:>9} {mb / r['seconds']:>7.1f} "
+                  f"{mb / r['cpu_seconds']:>7.1f} {r['peak_rss_mb']:>8.1f} "
+                  f"{r['findings'] if mode == 'audit' else '':>8}")
+        wall = results["limit"]["seconds"] / results["audit"]["seconds"]
+        cpu = results["limit"]["cpu_seconds"] / results["audit"]["cpu_seconds"]
+        print(f"{'':>8} audit at {wall:.0%} of the limit (wall clock), {cpu:.0%} (CPU time); "
+              f"records matched {results['audit']['matched']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
