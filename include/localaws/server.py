@@ -2,6 +2,7 @@
 
 Binds 127.0.0.1 only. Environment: ``LOCALAWS_PORT`` (default 4577),
 ``LOCALAWS_EXPORT_SECONDS`` (how long a DynamoDB export stays IN_PROGRESS).
+Emulator-only control endpoints live under ``/_localaws/`` (see ``fixes/control.py``).
 """
 
 from __future__ import annotations
