@@ -9,15 +9,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 log = logging.getLogger(__name__)
+
+FINDINGS = ("missing", "different", "unlocked", "pending")
 
 
 def backup_account_client(config, service: str, max_pool_connections: int):
     """A client acting in the backup account through ``accounts.backup.aws_conn_id`` (its role assumed),
     checked to really act there; AirflowException naming the connection otherwise."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
     from dynamoguard import aws
 
@@ -25,12 +27,13 @@ def backup_account_client(config, service: str, max_pool_connections: int):
     try:
         identity = aws.client(account.aws_conn_id, "sts", config.region).get_caller_identity()
     except (BotoCoreError, ClientError, ValueError) as error:
-        raise AirflowException(
+        permanent = isinstance(error, ParamValidationError | ValueError)
+        raise (AirflowFailException if permanent else AirflowException)(
             f"AWS connection {account.aws_conn_id!r} cannot act in the backup account {account.account_id}: "
             f"assuming the role in its extras (role_arn) failed: {error}"
         ) from error
     if identity["Account"] != account.account_id:
-        raise AirflowException(
+        raise AirflowFailException(
             f"AWS connection {account.aws_conn_id!r} acts as {identity['Arn']} in account {identity['Account']}, "
             f"not in the backup account {account.account_id}; check role_arn in its extras"
         )
@@ -38,22 +41,23 @@ def backup_account_client(config, service: str, max_pool_connections: int):
 
 
 class ReplicaOperator(BaseOperator):
-    """Copy (or verify) the replicas of one table's export.
+    """Copy (or verify) the replicas of one table's export in the backup account.
 
     :param table: protected table name
-    :param export_prefix: key prefix of the night's export in the backup bucket (templated)
-    :param export_time: ISO 8601 export time; replica retention is counted from it (templated)
+    :param export: the export verification result (usually an XComArg): a dict with ``bucket``,
+        ``export_prefix`` and ``export_time``; replica retention is counted from ``export_time``
     :param mode: ``copy`` or ``verify``; default ``replica_bucket.mode`` from the config
     :param poll_seconds: verify mode: how often PENDING replicas are re-checked (deferred, no worker held)
 
-    Without an explicit ``on_failure_callback`` a failure is published by the configured notifier.
+    Findings (missing, different, unlocked) fail the task without retry; AWS errors on single objects fail
+    it with retries. Without an explicit ``on_failure_callback`` a failure is published by the notifier.
     """
 
-    template_fields = ("table", "export_prefix", "export_time")
+    template_fields = ("table", "export")
     ui_color = "#d8e8f8"
 
-    def __init__(self, *, table: str, export_prefix: str, export_time: str, mode: str | None = None,
-                 poll_seconds: int = 60, **kwargs: Any):
+    def __init__(self, *, table: str, export: Any, mode: str | None = None, poll_seconds: int = 60,
+                 **kwargs: Any):
         if "on_failure_callback" not in kwargs:
             from dynamoguard.config import load_config
             from dynamoguard.notify import failure_notifier
@@ -61,8 +65,7 @@ class ReplicaOperator(BaseOperator):
             kwargs["on_failure_callback"] = failure_notifier(load_config())
         super().__init__(**kwargs)
         self.table = table
-        self.export_prefix = export_prefix
-        self.export_time = export_time
+        self.export = export
         self.mode = mode
         self.poll_seconds = poll_seconds
 
@@ -71,6 +74,20 @@ class ReplicaOperator(BaseOperator):
 
     def resume(self, context, event: Any = None, started: str | None = None) -> dict[str, Any]:
         return self._run(datetime.fromisoformat(started) if started else None)
+
+    def _export(self, config) -> tuple[str, datetime]:
+        export = self.export if isinstance(self.export, dict) else {}
+        missing = [k for k in ("bucket", "export_prefix", "export_time") if not export.get(k)]
+        if missing:
+            raise AirflowFailException(f"{self.table}: the export lacks {missing}: {self.export!r}")
+        if export["bucket"] != config.backup_bucket.name:
+            raise AirflowFailException(f"{self.table}: export is in bucket {export['bucket']!r}, not the configured "
+                                       f"backup_bucket {config.backup_bucket.name!r}")
+        prefix = export["export_prefix"]
+        if not prefix.strip("/"):
+            raise AirflowFailException(f"{self.table}: empty export_prefix (the whole bucket is not one export)")
+        export_time = datetime.fromisoformat(str(export["export_time"]).replace("Z", "+00:00"))
+        return prefix, export_time if export_time.tzinfo else export_time.replace(tzinfo=UTC)
 
     def _run(self, started: datetime | None) -> dict[str, Any]:
         from dynamoguard import aws
@@ -81,12 +98,8 @@ class ReplicaOperator(BaseOperator):
         replica = config.replica_bucket
         mode = self.mode or replica.mode
         if mode not in ("copy", "verify"):
-            raise AirflowException(f"mode must be 'copy' or 'verify', got {mode!r}")
-        if not self.export_prefix or not self.export_prefix.strip("/"):
-            raise AirflowException(f"{self.table}: empty export_prefix (would treat the whole bucket as one export)")
-        export_time = datetime.fromisoformat(str(self.export_time).replace("Z", "+00:00"))
-        if export_time.tzinfo is None:
-            export_time = export_time.replace(tzinfo=UTC)
+            raise AirflowFailException(f"mode must be 'copy' or 'verify', got {mode!r}")
+        prefix, export_time = self._export(config)
         config.table(self.table)
         workers = config.nightly.max_concurrency
         replicator = Replicator(
@@ -102,12 +115,12 @@ class ReplicaOperator(BaseOperator):
             backup_account=config.accounts.backup.account_id,
         )
         if mode == "copy":
-            result = copy_export(replicator, self.table, self.export_prefix)
+            result = copy_export(replicator, self.table, prefix)
         else:
             now = datetime.now(UTC)
             started = started or now
             deadline = started + timedelta(minutes=replica.replication_lag_minutes)
-            result = verify_export(replicator, self.table, self.export_prefix, pending_is_missing=now >= deadline)
+            result = verify_export(replicator, self.table, prefix, pending_is_missing=now >= deadline)
             if result.counts["pending"] and not result.config_problems and now < deadline:
                 from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
 
@@ -118,5 +131,6 @@ class ReplicaOperator(BaseOperator):
                            kwargs={"started": started.isoformat()})
         log.info("%s", result.summary())
         if not result.ok:
-            raise AirflowException(result.summary())
+            findings = result.config_problems or any(result.counts[k] for k in FINDINGS)
+            raise (AirflowFailException if findings else AirflowException)(result.summary())
         return result.to_dict()
