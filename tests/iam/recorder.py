@@ -2,9 +2,9 @@
 
 Every boto3/aiobotocore client the project uses is made by the amazon provider's ``AwsBaseHook``
 (``dynamoguard.aws.client``, the provider's triggers, notifiers and hooks). Wrapping the hook's client
-and resource factories registers a ``before-call`` handler on each new client, so each call is recorded
-with the connection it went through. Clients that tests build themselves (seeding, planting faults)
-do not go through the hook and are not recorded.
+and resource factories registers a ``before-parameter-build`` handler (it sees the call's parameters)
+on each new client, so each call is recorded with the connection it went through. Clients that tests
+build themselves (seeding, planting faults) do not go through the hook and are not recorded.
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ class Recorder:
     installed: bool = False
 
     def handler(self, conn_id: str):
-        def before_call(model, params, **_):
-            body = params.get("body") if isinstance(params.get("body"), dict) else {}
-            kept = {k: v for k, v in {**params.get("url_args", {}), **body}.items() if k in _KEPT_PARAMS}
+        def before_call(params, model, **_):
+            kept = {k: v for k, v in params.items() if k in _KEPT_PARAMS}
+            if "RequestItems" in params:
+                kept["RequestItems"] = [(name, None) for name in params["RequestItems"]]
             call = AwsCall(conn_id, model.service_model.service_name, model.name,
                            tuple(sorted((k, _keep(v)) for k, v in kept.items())))
             with self._lock:
@@ -68,12 +69,12 @@ class Recorder:
 
         def get_client_type(hook, *args, **kwargs):
             client = original_client(hook, *args, **kwargs)
-            client.meta.events.register("before-call", recorder.handler(hook.aws_conn_id))
+            client.meta.events.register("before-parameter-build", recorder.handler(hook.aws_conn_id))
             return client
 
         def get_resource_type(hook, *args, **kwargs):
             resource = original_resource(hook, *args, **kwargs)
-            resource.meta.client.meta.events.register("before-call", recorder.handler(hook.aws_conn_id))
+            resource.meta.client.meta.events.register("before-parameter-build", recorder.handler(hook.aws_conn_id))
             return resource
 
         AwsBaseHook.get_client_type = get_client_type
