@@ -15,6 +15,10 @@ and one table failing does not stop the others:
 3. **verify**: manifests and their checksums, every data file's MD5, ETag and item count, totals, the
    export ARN, table and time, and nothing unexpected in the export folder. On success the table's
    Asset `dynamoguard://exports/<table>` is updated with the result.
+4. **object_lock**: the backup bucket keeps versioning and Object Lock with a sufficient default
+   retention, and every object of the export (HEAD, concurrently) carries `backup_bucket.lock_mode` until
+   at least export time + `min_retention_days`; legal holds are reported. With `enforce_retention` short
+   retentions are extended. Any violation fails the task (all counted, the first 20 listed).
 
 Any failure is published to `notifications.sns_topic_arn`. Each task's result is in XCom; the verify
 result carries `bucket`, `export_prefix`, `export_time`, `object_keys` for the steps that follow it.
@@ -34,6 +38,7 @@ from dynamoguard.operators.exports import (
     VerifyDynamoDBExportOperator,
     export_asset,
 )
+from dynamoguard.operators.object_lock import ObjectLockCheckOperator
 
 config = load_config()
 
@@ -60,3 +65,4 @@ with DAG(
                 task_id="verify", table=table.name, export=export.output, outlets=[export_asset(table.name)]
             )
             preflight >> export >> verify
+            ObjectLockCheckOperator(task_id="object_lock", exports=verify.output)
