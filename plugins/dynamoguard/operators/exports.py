@@ -137,7 +137,8 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
         self.log.info("Export %s of %s at %s: %s (%s)", started.export_arn, self.table, pre["export_time"],
                       started.status, "reused" if started.reused else "started")
         if started.status != "IN_PROGRESS":
-            return self._finish(ddb, started.export_arn, deferred=False, statuses=[started.status])
+            return self._finish(ddb, started.export_arn, reused=started.reused, deferred=False,
+                                statuses=[started.status])
         from dynamoguard.triggers import DynamoDBExportTrigger
 
         timeout = timedelta(minutes=config.nightly.export_timeout_minutes)
@@ -152,10 +153,12 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
                 region_name=config.region,
             ),
             method_name="execute_complete",
+            kwargs={"reused": started.reused, "started_status": started.status},
             timeout=timeout + timedelta(minutes=5),
         )
 
-    def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context, event: dict[str, Any], reused: bool = False,
+                         started_status: str = "IN_PROGRESS") -> dict[str, Any]:
         config = _config()
         self.log.info("Export wait ended: %s after %s polls (%s)", event.get("status"), event.get("polls"),
                       " -> ".join(event.get("statuses") or []))
@@ -164,10 +167,10 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
                                    f"{config.nightly.export_timeout_minutes}); a retry resumes waiting on it")
         if event.get("status") == "error":
             raise AirflowException(f"{self.table}: {event.get('message')}")
-        return self._finish(_client(config, "dynamodb"), event["export_arn"], deferred=True,
-                            statuses=event.get("statuses") or [])
+        return self._finish(_client(config, "dynamodb"), event["export_arn"], reused=reused, deferred=True,
+                            statuses=[started_status, *(event.get("statuses") or [])])
 
-    def _finish(self, ddb, export_arn: str, deferred: bool, statuses: list[str]) -> dict[str, Any]:
+    def _finish(self, ddb, export_arn: str, reused: bool, deferred: bool, statuses: list[str]) -> dict[str, Any]:
         from dynamoguard.exports import ExportFailed, describe_export, export_folder, iso_ms, raise_if_failed
 
         description = describe_export(ddb, export_arn)
@@ -189,6 +192,7 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
             "start_time": iso_ms(description["StartTime"]) if description.get("StartTime") else None,
             "end_time": iso_ms(description["EndTime"]) if description.get("EndTime") else None,
             "client_token": description.get("ClientToken"),
+            "reused": reused,
             "deferred": deferred,
             "statuses": statuses,
         }
