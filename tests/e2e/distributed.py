@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -216,9 +217,11 @@ class Topology:
         self.wait_healthy()
 
     def close(self) -> None:
-        """Stop every process (SIGTERM, then SIGKILL), drop the database and the Celery queue."""
-        for name in list(self.processes):
-            self.stop(name)
+        """Stop every process (SIGTERM, SIGKILL after 5 s), drop the database and the Celery queue."""
+        procs = list(self.processes.values())
+        self.processes.clear()
+        with ThreadPoolExecutor(max(1, len(procs))) as pool:
+            list(pool.map(lambda proc: kill_tree(proc, signal.SIGTERM, timeout=5), procs))
         if self.database:
             self._admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             self._drop_queue()
@@ -275,7 +278,8 @@ class Topology:
         """SIGKILL component ``name`` and everything it started (a crashed node)."""
         self.stop(name, signal.SIGKILL)
 
-    def restart(self, name: str, sig: int = signal.SIGTERM) -> None:
+    def restart(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Crash (SIGKILL by default) and start component ``name`` again."""
         self.stop(name, sig)
         self.start(name)
 
