@@ -270,7 +270,7 @@ def test_verify_reports_the_one_missing_replica(estate):
 
 def replication_delay(localaws, seconds: float) -> None:
     """How long the emulator's S3 replication takes for objects written from now on."""
-    request = urllib.request.Request(f"{localaws.endpoint}/_localaws/replication", method="POST",
+    request = urllib.request.Request(f"{localaws.endpoint}/_localaws/config", method="POST",
                                      data=json.dumps({"replication_seconds": seconds}).encode())
     urllib.request.urlopen(request, timeout=10).read()
 

@@ -12,7 +12,7 @@ again; rules with tag filters are not emulated.
 
 The copy happens ``replication_seconds`` after the write, on a background thread: initially
 ``LOCALAWS_REPLICATION_SECONDS`` (default 1), changed at run time with the control endpoint
-``POST /_localaws/replication`` and body ``{"replication_seconds": 60}`` (applies to later writes).
+``POST /_localaws/config`` and body ``{"replication_seconds": 60}`` (applies to later writes).
 """
 
 from __future__ import annotations
@@ -81,23 +81,10 @@ def _replicate(backend, put_object, key, rule: dict[str, Any]) -> None:
         key.replication_status = "FAILED"
 
 
-def _settings(body: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(body) - set(SETTINGS)
-    if unknown:
-        raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}; known: {', '.join(SETTINGS)}")
-    for key, value in body.items():
-        if not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"{key} must be a non-negative number, got {value!r}")
-        SETTINGS[key] = float(value)
-    return dict(SETTINGS)
-
-
 def apply() -> None:
     from moto.s3 import models, responses
     from moto.s3.exceptions import ReplicationConfigurationNotFoundError
     from moto.s3.responses import ActionResult
-
-    from include.localaws.fixes import control
 
     original_put = models.S3Backend.put_object
 
@@ -144,5 +131,3 @@ def apply() -> None:
                                                                           "Rules": rules}}))
 
     responses.S3Response.get_bucket_replication = get_bucket_replication
-    control.ROUTES[("GET", "replication")] = lambda _: dict(SETTINGS)
-    control.ROUTES[("POST", "replication")] = _settings
