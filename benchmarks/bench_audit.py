@@ -7,7 +7,7 @@ Generates (once, then reuses) realistic CloudTrail log files on local disk: gzip
 events, KMS, STS, EC2/SSM/IAM management events and a few attacks, with the fields and nesting of real
 records. For the first 0.25 GB and for the full 1 GB (uncompressed) it runs, each in a fresh process:
 
-* ``limit``: ``orjson.loads(gzip.decompress(file))`` per file, nothing else;
+* ``limit``: ``orjson.loads(zlib.decompress(file, wbits=31))`` per file (one-shot gunzip), nothing else;
 * ``audit``: :func:`dynamoguard.audit.reader.audit_stream` per file (chunked zlib streaming, orjson,
   required-field checks, dispatch by (eventSource, eventName), every rule, findings, counts).
 
@@ -27,6 +27,7 @@ import resource
 import subprocess
 import sys
 import time
+import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -187,7 +188,7 @@ def measure(mode: str, paths: list[str]) -> dict:
     for path in paths:
         with open(path, "rb") as stream:
             if mode == "limit":
-                data = gzip.decompress(stream.read())
+                data = zlib.decompress(stream.read(), wbits=31)  # the fastest plain gunzip
                 raw_bytes += len(data)
                 records += len(orjson.loads(data)["Records"])
                 del data

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import orjson
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dynamoguard.audit.findings import Finding
 from dynamoguard.audit.rules import REGISTRY, Context, evaluate
@@ -132,21 +133,13 @@ def audit_records(records: list, key: str, ctx: Context, result: LogResult, regi
             first_bad_record=bad_first, bad_records=bad))
 
 
-def audit_stream(stream: BinaryIO, key: str, ctx: Context, registry=REGISTRY,
-                 parse_lock: threading.Semaphore | None = None) -> LogResult:
+def audit_stream(stream: BinaryIO, key: str, ctx: Context, registry=REGISTRY) -> LogResult:
     """Audit one log file read from ``stream`` (an S3 body or a local file)."""
     result = LogResult()
     result.counts.files_listed = 1
     try:
-        if parse_lock is None:
-            data = gunzip_stream(stream)
-            records = parse_records(data)
-        else:
-            compressed = stream.read()
-            with parse_lock:
-                data = gunzip_stream(_Bytes(compressed))
-                del compressed
-                records = parse_records(data)
+        data = gunzip_stream(stream)
+        records = parse_records(data)
     except UnreadableLog as exc:
         result.counts.files_unreadable = 1
         result.findings.append(unreadable(key, str(exc)))
@@ -154,11 +147,7 @@ def audit_stream(stream: BinaryIO, key: str, ctx: Context, registry=REGISTRY,
     result.counts.files_read = 1
     result.counts.bytes_read = len(data)
     del data
-    if parse_lock is None:
-        audit_records(records, key, ctx, result, registry)
-    else:
-        with parse_lock:
-            audit_records(records, key, ctx, result, registry)
+    audit_records(records, key, ctx, result, registry)
     return result
 
 
@@ -185,14 +174,15 @@ def audit_objects(s3, bucket: str, keys: list[str], ctx: Context, max_workers: i
 
     def one(key: str) -> LogResult:
         try:
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        except Exception as exc:  # the object vanished or cannot be fetched: say so, keep going
+            with s3.get_object(Bucket=bucket, Key=key)["Body"] as body:
+                compressed = body.read()
+        except (ClientError, BotoCoreError) as exc:  # vanished or unreadable after retries: say so, keep going
             failed = LogResult()
             failed.counts.files_listed = failed.counts.files_unreadable = 1
             failed.findings.append(unreadable(key, f"cannot fetch object ({exc})"))
             return failed
-        with body:
-            return audit_stream(body, key, ctx, parse_lock=slots)
+        with slots:  # the decompressed file and its records exist only inside the slot
+            return audit_stream(_Bytes(compressed), key, ctx)
 
     with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
         for result in pool.map(one, keys):
