@@ -1,8 +1,8 @@
 """Airflow glue for the CloudTrail audit in :mod:`dynamoguard.audit`.
 
 Every operator works on the run's data interval, so a backfill re-audits exactly that interval.
-Trail-bucket reads use ``accounts.audit`` when configured (a log-archive account), else the source
-account; the reports bucket and the trail itself are in the source account.
+Every AWS call goes through the audit role's connection, ``config.audit_conn_id`` (``accounts.audit``
+when configured, else the source account's): trail, trail bucket and reports bucket.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def _load():
 
 
 def _logs_conn(config) -> str:
-    return (config.accounts.audit or config.accounts.source).aws_conn_id
+    return config.audit_conn_id
 
 
 class AuditPlanOperator(BaseOperator):
@@ -61,7 +61,7 @@ class AuditUnitOperator(BaseOperator):
         unit = Unit.from_dict(self.unit)
         workers = config.audit.max_concurrency
         logs_s3 = aws.client(_logs_conn(config), "s3", config.region, max_pool_connections=workers)
-        reports_s3 = aws.client(config.accounts.source.aws_conn_id, "s3", config.region)
+        reports_s3 = aws.client(config.audit_conn_id, "s3", config.region)
 
         def cloudtrail_for_region(region: str):
             return aws.client(_logs_conn(config), "cloudtrail", region)
@@ -77,7 +77,7 @@ class TrailHealthOperator(BaseOperator):
         from dynamoguard.audit.run import health
 
         config = _load()
-        conn = config.accounts.source.aws_conn_id
+        conn = config.audit_conn_id
         findings = health(config, aws.client(conn, "cloudtrail", config.region),
                           aws.client(_logs_conn(config), "s3", config.region))
         for finding in findings:
@@ -107,7 +107,7 @@ class AuditReportOperator(BaseOperator):
 
         config = _load()
         start, end = _interval(context)
-        s3 = aws.client(config.accounts.source.aws_conn_id, "s3", config.region)
+        s3 = aws.client(config.audit_conn_id, "s3", config.region)
         summary = finish(config, s3, start, end, list(self.units or []), list(self.health or []))
         self.log.info("CloudTrail audit %s - %s: %s", start, end, orjson.dumps(summary).decode())
         high = summary["by_severity"]["high"]
