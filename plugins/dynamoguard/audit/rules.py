@@ -14,7 +14,7 @@ and a permanent version delete is a ``DeleteObject`` record with ``requestParame
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -40,7 +40,6 @@ class Context:
     trail_names: frozenset[str]
     kms_keys: frozenset[str] = frozenset()  # key ids or ARNs; empty means every key is watched
     required_data_resources: tuple[tuple[str, str], ...] = ()  # (resources.type, ARN) our trail must log
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def context_from_config(config) -> Context:
@@ -156,8 +155,10 @@ def tables_in(event: dict, ctx: Context) -> list[str]:
         if name and name not in found:
             found.append(name)
     p = params(event)
+    transact = [op.get("tableName") for item in p.get("transactItems") or () if isinstance(item, dict)
+                for op in item.values() if isinstance(op, dict)]
     for value in (p.get("tableName"), p.get("tableArn"), p.get("resourceArn"), p.get("backupArn"),
-                  p.get("sourceTableArn"), p.get("sourceTableName"), *(p.get("requestItems") or {})):
+                  p.get("sourceTableArn"), p.get("sourceTableName"), *(p.get("requestItems") or {}), *transact):
         name = table_of(value, event, ctx) if isinstance(value, str) else None
         if name and name not in found:
             found.append(name)
@@ -264,10 +265,10 @@ def ddb_restore_not_allowed(event, ctx):
     if principal_arn(event) in ctx.allowed_principals:
         return None
     p = params(event)
-    target = p.get("targetTableName") or (p.get("tableCreationParameters") or {}).get("tableName") or ""
+    sources = tables_in(event, ctx)
+    target = p.get("targetTableName") or (p.get("tableCreationParameters") or {}).get("tableName")
     # Restoring a protected table's data elsewhere copies it out of our control: high.
-    severity = "high" if tables_in(event, ctx) else None
-    return Hit(str(target), severity, {"source": tables_in(event, ctx)})
+    return Hit(str(target or event.get("eventName")), "high" if sources else None, {"source": sources})
 
 
 @rule("ddb-resource-policy", "Resource policy of a protected table changed", "medium", DYNAMODB,

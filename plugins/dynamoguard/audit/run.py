@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from dynamoguard.audit import discovery, report
+from dynamoguard.audit.discovery import Unit
 from dynamoguard.audit.findings import Finding, count_by_severity
 from dynamoguard.audit.health import trail_health
 from dynamoguard.audit.integrity import DigestValidator
@@ -81,5 +82,3 @@ def finish(config, reports_s3, start: datetime, end: datetime, unit_summaries: l
     return report.assemble(reports_s3, config.reports_bucket.name, config.reports_bucket.prefix, start, end, keys,
                            health_findings)
 
-
-Unit = discovery.Unit
