@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from botocore.exceptions import ClientError
 
 from dynamoguard import drills
 from dynamoguard.aws import client
@@ -169,7 +170,6 @@ class DrillRestoreOperator(BaseOperator):
             except ddb.exceptions.TableAlreadyExistsException:
                 table_arn = self._adopt(config, ddb, drill)
             drills.tag_table(ddb, table_arn, tags)
-            trigger = TableActiveTrigger(table_name=drill["scratch_table"], **waits)
             import_arn = None
         else:
             _, s3 = _clients(config, drill)
@@ -179,9 +179,14 @@ class DrillRestoreOperator(BaseOperator):
                                               drills.client_token(drill["run_id"], drill["scratch_table"]))
             import_arn, table_arn = description["ImportArn"], description["TableArn"]
             self.log.info("import %s started into %s", import_arn, table_arn)
-            trigger = ImportCompletedTrigger(import_arn=import_arn, **waits)
-        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout + timedelta(minutes=5),
-                   kwargs={"started_at": drills.iso(started), "table_arn": table_arn, "import_arn": import_arn})
+            try:  # DynamoDB may refuse tags while the import creates the table; tagged again once it is done
+                drills.tag_table(ddb, table_arn, tags, timeout=10)
+            except ClientError as error:
+                self.log.warning("tagging %s deferred until the import finishes: %s", table_arn, error)
+        restore = {"started_at": drills.iso(started), "table_arn": table_arn, "import_arn": import_arn}
+        trigger = (ImportCompletedTrigger(import_arn=import_arn, restore=restore, **waits) if import_arn
+                   else TableActiveTrigger(table_name=drill["scratch_table"], restore=restore, **waits))
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timeout + timedelta(minutes=5))
 
     @staticmethod
     def _adopt(config: Config, ddb, drill: dict[str, Any]) -> str:
@@ -195,12 +200,12 @@ class DrillRestoreOperator(BaseOperator):
                                     f"run's ({refusal}); not touching it")
         return table["TableArn"]
 
-    def execute_complete(self, context, event: dict[str, Any], started_at: str, table_arn: str,
-                         import_arn: str | None) -> dict[str, Any]:
+    def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
         config = load_config()
         drill = self.drill
         ddb, _ = _clients(config, drill)
-        restore: dict[str, Any] = {"started_at": started_at, "table_arn": table_arn, "import_arn": import_arn}
+        restore: dict[str, Any] = dict(event["restore"])
+        started_at, table_arn, import_arn = restore["started_at"], restore["table_arn"], restore["import_arn"]
         failure = None if event.get("status") == "success" else event.get("message", str(event))
         if import_arn:
             description = ddb.describe_import(ImportArn=import_arn)["ImportTableDescription"]
