@@ -145,10 +145,12 @@ def test_full_run_exports_and_verifies_every_table(seeded, airflow_db, write_con
     assert inbox() == []  # nothing failed, nothing notified
 
 
-def test_rerun_of_the_same_night_reuses_the_export(seeded, airflow_db, write_config):
+def test_rerun_of_the_same_night_reuses_the_export_and_verification_catches_tampering(
+        seeded, airflow_db, write_config, inbox):
     write_config(tables=["customers"])
     state, first = run(night(1))
     assert state == "success"
+    assert first["customers.preflight"][1]["export_time_source"] == "data_interval_end"
     state, second = run(night(1))  # dag.test clears and re-runs every task of that logical date
     assert state == "success"
     assert second["customers.export"][1]["export_arn"] == first["customers.export"][1]["export_arn"]
@@ -156,7 +158,18 @@ def test_rerun_of_the_same_night_reuses_the_export(seeded, airflow_db, write_con
     assert second["customers.verify"][1]["ok"] is True
     [only] = exports_of(seeded, "customers")
     assert only["ExportTime"] == night(1)
-    assert first["customers.preflight"][1]["export_time_source"] == "data_interval_end"
+    assert inbox() == []
+    # someone plants an object in the export folder: the next run reuses the export and fails verification
+    folder = second["customers.verify"][1]["export_prefix"]
+    seeded.client("s3").put_object(Bucket="dynamoguard-exports", Key=folder + "data/planted.json.gz", Body=b"x")
+    state, third = run(night(1))
+    assert state == "failed"
+    assert third["customers.export"][0] == "success" and third["customers.verify"][0] == "failed"
+    assert len(exports_of(seeded, "customers")) == 1
+    [message] = inbox()
+    assert message["Subject"] == "dynamoguard FAILED: dynamodb_nightly_backup.customers.verify"
+    assert "failed verification with 1 problem(s)" in message["Message"]
+    assert f"unexpected_file: {folder}data/planted.json.gz" in message["Message"]
 
 
 def test_backfill_two_nights_gives_two_dated_exports(seeded, airflow_db, write_config):
@@ -200,18 +213,3 @@ def test_a_failed_export_fails_with_aws_failure_code_and_message(seeded, airflow
     [message] = inbox()
     assert message["Subject"] == "dynamoguard FAILED: dynamodb_nightly_backup.customers.export"
     assert f"FAILED: S3NoSuchBucket: {export['FailureMessage']}" in message["Message"]
-
-
-def test_tampering_after_export_fails_verification_and_notifies(seeded, airflow_db, write_config, inbox):
-    write_config(tables=["customers"])
-    state, tasks = run(night(1))
-    assert state == "success"
-    folder = tasks["customers.verify"][1]["export_prefix"]
-    seeded.client("s3").put_object(Bucket="dynamoguard-exports", Key=folder + "data/planted.json.gz", Body=b"x")
-    state, tasks = run(night(1))
-    assert state == "failed"
-    assert tasks["customers.export"][0] == "success" and tasks["customers.verify"][0] == "failed"
-    assert len(exports_of(seeded, "customers")) == 1
-    [message] = inbox()
-    assert "failed verification with 1 problem(s)" in message["Message"]
-    assert f"unexpected_file: {folder}data/planted.json.gz" in message["Message"]
