@@ -21,8 +21,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -421,3 +424,54 @@ class ApiError(OSError):
 def copy_dag(source: Path, dags_folder: Path) -> Path:
     dags_folder.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(source, dags_folder / source.name))
+
+
+def write_config(path: Path, **nightly: Any) -> Path:
+    """The project's config with ``nightly`` settings overridden, written to ``path``."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "include" / "dynamoguard.yaml").read_text())
+    config["nightly"].update(nightly)
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class Estate:
+    """A dedicated emulator holding the demo estate."""
+
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+
+    def client(self, service: str):
+        from include.localaws.seed import source_session
+
+        return source_session().client(service, endpoint_url=self.endpoint)
+
+
+@contextmanager
+def seeded_estate(log_path: Path, export_seconds: float, pitr_days: int = 10) -> Iterator[Estate]:
+    """An emulator of its own (exports IN_PROGRESS for ``export_seconds``), seeded, every table's PITR
+    window opened ``pitr_days`` ago so that past nights can be exported."""
+    from include.localaws import process as emulator
+    from include.localaws.seed import seed
+
+    port = emulator.free_port()
+    proc = emulator.start(port, log_path=log_path, LOCALAWS_EXPORT_SECONDS=str(export_seconds))
+    estate = Estate(f"http://127.0.0.1:{port}")
+    try:
+        seed(estate.endpoint)
+        since = (datetime.now(timezone.utc) - timedelta(days=pitr_days)).isoformat()
+        for table in estate.client("dynamodb").list_tables()["TableNames"]:
+            body = json.dumps({"table": table, "earliest_restorable": since}).encode()
+            request = urllib.request.Request(f"{estate.endpoint}/_localaws/pitr", data=body, method="POST",
+                                             headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=10).read()
+        yield estate
+    finally:
+        emulator.stop(proc)
+
+
+def nightly_date(days_ago: int) -> datetime:
+    """02:00 UTC ``days_ago`` days ago: the logical date of a past nightly run."""
+    day = datetime.now(timezone.utc).date() - timedelta(days=days_ago)
+    return datetime.combine(day, dtime(2, 0), tzinfo=timezone.utc)

@@ -1,28 +1,26 @@
 """The distributed topology (CeleryExecutor, PostgreSQL, Redis, five Airflow processes) for real.
 
-One topology serves the module: a probe DAG proves the harness (Celery worker, triggerer, XCom over
-REST), then the nightly backup DAG runs end to end against the emulator, also with its Celery worker
-SIGKILLed and with its scheduler restarted in the middle of a run.
+One topology serves the module: a probe DAG proves the harness (a task on the Celery worker, conf and
+XCom over REST), then the nightly backup DAG, triggered over REST, runs end to end against the emulator
+(exports deferred to the triggerer), also with its Celery worker SIGKILLed and with its scheduler
+crashed and restarted while the exports are in progress. Every run must succeed with exactly one
+export per table (ListExports) whose verification (XCom) found no problem.
 """
 
 from __future__ import annotations
 
-import json
 import textwrap
-import urllib.request
-from datetime import datetime, time, timedelta, timezone
+import time
+from datetime import datetime
 
 import pytest
-import yaml
 
-from include.localaws import process as emulator
-from include.localaws.seed import seed, source_session
-from tests.e2e.distributed import ROOT, Topology, copy_dag, ensure_services
+from tests.e2e.distributed import ROOT, Topology, copy_dag, ensure_services, nightly_date, seeded_estate, write_config
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 NIGHTLY = "dynamodb_nightly_backup"
-EXPORT_SECONDS = "8"  # exports stay IN_PROGRESS this long: the window in which the faults are injected
+EXPORT_SECONDS = 8  # exports stay IN_PROGRESS this long: the window in which the faults are injected
 
 PROBE_DAG = textwrap.dedent('''
     """Probe: one task on the Celery worker, returning where it ran and the run's conf."""
@@ -41,29 +39,10 @@ PROBE_DAG = textwrap.dedent('''
 ''')
 
 
-class Estate:
-    def __init__(self, endpoint: str):
-        self.endpoint = endpoint
-
-    def client(self, service: str):
-        return source_session().client(service, endpoint_url=self.endpoint)
-
-
 @pytest.fixture(scope="module")
 def estate(tmp_path_factory):
-    """A dedicated emulator, seeded, whose tables have had PITR on for ten days."""
-    port = emulator.free_port()
-    proc = emulator.start(port, log_path=tmp_path_factory.mktemp("estate") / "localaws.log",
-                          LOCALAWS_EXPORT_SECONDS=EXPORT_SECONDS)
-    aws = Estate(f"http://127.0.0.1:{port}")
-    try:
-        seed(aws.endpoint)
-        since = (datetime.now(timezone.utc) - timedelta(days=10)).isoformat()
-        for table in aws.client("dynamodb").list_tables()["TableNames"]:
-            _post(f"{aws.endpoint}/_localaws/pitr", {"table": table, "earliest_restorable": since})
+    with seeded_estate(tmp_path_factory.mktemp("estate") / "localaws.log", EXPORT_SECONDS) as aws:
         yield aws
-    finally:
-        emulator.stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -74,20 +53,10 @@ def topology(tmp_path_factory, estate):
     dags.mkdir()
     (dags / "topology_probe.py").write_text(PROBE_DAG)
     copy_dag(ROOT / "dags" / f"{NIGHTLY}.py", dags)
-    config = yaml.safe_load((ROOT / "include" / "dynamoguard.yaml").read_text())
-    config["nightly"].update(poll_interval_seconds=1, retry_delay_seconds=3)
-    config_path = work / "dynamoguard.yaml"
-    config_path.write_text(yaml.safe_dump(config))
+    config_path = write_config(work / "dynamoguard.yaml", poll_interval_seconds=1, retry_delay_seconds=3)
     with Topology(work, dags, estate.endpoint, config_path=config_path) as topo:
         yield topo
     assert topo.leftovers() == [], "processes survived the teardown"
-
-
-def _post(url: str, body: dict) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 def test_probe_dag_runs_on_the_celery_worker(topology):
@@ -104,11 +73,6 @@ def test_probe_dag_runs_on_the_celery_worker(topology):
     worker_log = (topology.logs / "worker.log").read_text()
     assert "Executing workload in Celery" in worker_log and "dag_id=topology_probe" in worker_log
     assert result["pid"] not in {topology.processes[n].pid for n in ("scheduler", "api-server", "triggerer")}
-
-
-def nightly_date(days_ago: int) -> datetime:
-    day = datetime.now(timezone.utc).date() - timedelta(days=days_ago)
-    return datetime.combine(day, time(2, 0), tzinfo=timezone.utc)
 
 
 def exports_at(estate, export_time: datetime) -> dict[str, list[dict]]:
@@ -134,7 +98,7 @@ def run_nightly(topology, estate, export_time: datetime, during=None) -> dict:
     rest = topology.rest
     rest.wait_for_dag(NIGHTLY)
     run = rest.trigger(NIGHTLY, export_time.isoformat())
-    final = rest.wait_for_run(NIGHTLY, run["dag_run_id"], timeout=200, on_poll=during, interval=0.5)
+    final = rest.wait_for_run(NIGHTLY, run["dag_run_id"], timeout=400, on_poll=during, interval=0.5)
     states = {t["task_id"]: (t["state"], t["try_number"]) for t in rest.task_instances(NIGHTLY, run["dag_run_id"])}
     assert final["state"] == "success", f"{states}\n{topology.log_tail()}"
     exports = exports_at(estate, export_time)
@@ -158,16 +122,22 @@ def test_nightly_backup_end_to_end(topology, estate):
 
 
 class FaultWhileExporting:
-    """on_poll callback: once an export is deferred (IN_PROGRESS in the triggerer), apply ``fault`` once."""
+    """on_poll callback applying ``fault`` once while an export is deferred (IN_PROGRESS, in the triggerer):
+    preferably while another task is running on the worker too, at the latest 2 s after the first deferral."""
 
     def __init__(self, fault):
         self.fault = fault
+        self.first_deferral: float | None = None
         self.injected_at: dict | None = None
 
     def __call__(self, run, tis):
-        if self.injected_at is None and any(t["task_id"].endswith(".export") and t["state"] == "deferred"
-                                            for t in tis):
-            self.injected_at = {t["task_id"]: t["state"] for t in tis}
+        states = {t["task_id"]: t["state"] for t in tis}
+        if self.injected_at is not None or not any(
+                state == "deferred" for task, state in states.items() if task.endswith(".export")):
+            return
+        self.first_deferral = self.first_deferral or time.monotonic()
+        if "running" in states.values() or time.monotonic() - self.first_deferral >= 2:
+            self.injected_at = states
             self.fault()
 
 
