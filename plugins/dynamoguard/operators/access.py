@@ -27,9 +27,7 @@ def run_date(context) -> str:
 
 
 def _conn_id(config, account: str) -> str:
-    if account == "source":
-        return config.access_review.aws_conn_id or config.accounts.source.aws_conn_id
-    return config.accounts.backup.aws_conn_id
+    return config.access_review_conn_id if account == "source" else config.accounts.backup.aws_conn_id
 
 
 class AccessSnapshotOperator(BaseOperator):
