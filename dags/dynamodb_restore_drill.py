@@ -31,6 +31,15 @@ Read `result` (passed/failed), `problems`, `rto_seconds` (restore request to usa
 (which export was the restore point). For example:
 `aws s3 cp s3://dynamoguard-reports/reports/drills/orders/ . --recursive` and
 `jq '[.recorded_at, .result, .rto_seconds, .rpo_seconds] ' *.json`.
+
+**Who may trigger it**: a drill creates tables and reads every item of a backup, so restrict triggering
+with DAG-level access control. With the FAB auth manager (docker-compose's), pass
+`access_control={"DrillOperators": {"DAGs": {"can_read", "can_edit"}, "DAG Runs": {"can_read", "can_create"}}}`
+to the DAG and keep other users out of roles with the global `DAG Runs: can_create` permission (the default
+User and Op roles have it; global permissions override DAG-level ones). With another auth manager, give the
+same rule in its own policy: only the drill operators may create runs of `dynamodb_restore_drill`.
+AWS-side, the drill's connection (`drills.aws_conn_id`) may only touch tables named `<scratch_prefix>*`
+(include/iam/role-drill.json).
 """
 
 from __future__ import annotations

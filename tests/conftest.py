@@ -93,3 +93,28 @@ def airflow_db():
     """A migrated metadata DB in this session's AIRFLOW_HOME (needed by dag.test())."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_call_recorder():
+    """Record every AWS call made through the provider's hooks; tests/iam proves the IAM policies on them."""
+    import logging
+
+    from tests.iam.recorder import RECORDER
+
+    RECORDER.install()
+    # dag.test() runs tasks in this process: their log records also go to a file under the Airflow home's
+    # logs folder, which tests/iam/test_secure_defaults.py scans for credentials.
+    logs = Path(AIRFLOW_HOME) / "logs"
+    logs.mkdir(exist_ok=True)
+    handler = logging.FileHandler(logs / "dag_test.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    yield RECORDER
+    logging.getLogger().removeHandler(handler)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run tests/iam last: they check the AWS calls every other test made."""
+    iam = ROOT / "tests" / "iam"
+    items.sort(key=lambda item: Path(item.path).is_relative_to(iam))

@@ -3,12 +3,16 @@
 Every boto3/aiobotocore client the project uses is made by the amazon provider's ``AwsBaseHook``
 (``dynamoguard.aws.client``, the provider's triggers, notifiers and hooks). Wrapping the hook's client
 and resource factories registers a ``before-parameter-build`` handler (it sees the call's parameters)
-on each new client, so each call is recorded with the connection it went through. Clients that tests
-build themselves (seeding, planting faults) do not go through the hook and are not recorded.
+on each new client, so each call is recorded with the connection it went through and the config file
+in effect (tests point ``DYNAMOGUARD_CONFIG`` at variants of the demo config; the policies to check a call
+against are rendered from the config it was made under). Clients that tests build themselves (seeding,
+planting faults) do not go through the hook and are not recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +24,7 @@ class AwsCall:
     service: str
     operation: str
     params: tuple[tuple[str, Any], ...]
+    config: str = ""  # digest of the config text in effect (Recorder.configs)
 
     def param(self, name: str, default: Any = None) -> Any:
         return dict(self.params).get(name, default)
@@ -28,7 +33,7 @@ class AwsCall:
 _KEPT_PARAMS = {
     "Bucket", "Key", "CopySource", "TableName", "TableArn", "ExportArn", "ImportArn", "SourceTableName",
     "SourceTableArn", "TargetTableName", "ResourceArn", "TopicArn", "TargetArn", "Name", "S3Bucket", "S3Prefix",
-    "S3BucketSource", "TableCreationParameters", "TrailName", "Prefix", "trailNameList",
+    "S3BucketSource", "TableCreationParameters", "TrailName", "Prefix", "trailNameList", "Tags", "PolicyArn",
 }
 
 
@@ -43,8 +48,27 @@ def _keep(value: Any) -> Any:
 @dataclass
 class Recorder:
     calls: set[AwsCall] = field(default_factory=set)
+    configs: dict[str, str] = field(default_factory=dict)  # digest -> config text
+    _seen: dict[tuple[str, int], str] = field(default_factory=dict)  # (path, mtime) -> digest
     _lock: threading.Lock = field(default_factory=threading.Lock)
     installed: bool = False
+
+    def _config(self) -> str:
+        from dynamoguard.config import config_path
+
+        path = config_path()
+        try:
+            key = (str(path), os.stat(path).st_mtime_ns)
+        except OSError:
+            return ""
+        digest = self._seen.get(key)
+        if digest is None:
+            text = path.read_text()
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            with self._lock:
+                self.configs[digest] = text
+                self._seen[key] = digest
+        return digest
 
     def handler(self, conn_id: str):
         def before_call(params, model, **_):
@@ -52,7 +76,7 @@ class Recorder:
             if "RequestItems" in params:
                 kept["RequestItems"] = [(name, None) for name in params["RequestItems"]]
             call = AwsCall(conn_id, model.service_model.service_name, model.name,
-                           tuple(sorted((k, _keep(v)) for k, v in kept.items())))
+                           tuple(sorted((k, _keep(v)) for k, v in kept.items())), self._config())
             with self._lock:
                 self.calls.add(call)
         return before_call
@@ -69,7 +93,10 @@ class Recorder:
 
         def get_client_type(hook, *args, **kwargs):
             client = original_client(hook, *args, **kwargs)
-            client.meta.events.register("before-parameter-build", recorder.handler(hook.aws_conn_id))
+            handler = recorder.handler(hook.aws_conn_id)
+            if not hasattr(client, "meta"):  # aiobotocore (triggers): the client exists once the context is entered
+                return _AsyncClientContext(client, handler)
+            client.meta.events.register("before-parameter-build", handler)
             return client
 
         def get_resource_type(hook, *args, **kwargs):
@@ -80,6 +107,22 @@ class Recorder:
         AwsBaseHook.get_client_type = get_client_type
         AwsBaseHook.get_resource_type = get_resource_type
         self.installed = True
+
+
+class _AsyncClientContext:
+    """aiobotocore's client context, registering the handler on the client it opens."""
+
+    def __init__(self, context, handler):
+        self._context = context
+        self._handler = handler
+
+    async def __aenter__(self):
+        client = await self._context.__aenter__()
+        client.meta.events.register("before-parameter-build", self._handler)
+        return client
+
+    async def __aexit__(self, *exc_info):
+        return await self._context.__aexit__(*exc_info)
 
 
 RECORDER = Recorder()
