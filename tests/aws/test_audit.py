@@ -197,3 +197,30 @@ def test_backfilled_interval_gives_the_same_report_overwritten(seeded, config):
     assert [f["rule"] for f in lines[:2]] == ["ddb-delete-table", "s3-bucket-deleted"]
     for key in ("severity", "rule", "event_time", "principal", "source_ip", "resource", "event_id", "log_key"):
         assert lines[0][key], key
+
+
+def test_report_task_notifies_and_fails_on_high_and_respects_fail_on_high(seeded, config, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from dynamoguard.operators.audit import AuditReportOperator, AuditUnitOperator
+
+    sqs, sns = seeded.client("sqs"), seeded.client("sns")
+    queue = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=config.notifications.sns_topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    deliver(seeded.endpoint, [event("DeleteBackup", backupArn=f"{config.table_arn('orders')}/backup/0170-a1",
+                                    n=7)], H + timedelta(minutes=12))
+    context = {"data_interval_start": H, "data_interval_end": END}
+    unit = AuditUnitOperator(task_id="audit_unit", unit=run.plan(config, H, END)[0]).execute(context)
+
+    with pytest.raises(AirflowFailException, match="1 high-severity"):
+        AuditReportOperator(task_id="report", units=[unit], health=[]).execute(context)
+    messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
+    body = json.loads(messages[0]["Body"])
+    assert body["Subject"] == "dynamoguard: 1 high-severity CloudTrail finding(s)"
+    assert "ddb-delete-backup" in body["Message"] and "00000000-0000-0000-0000-000000000007" in body["Message"]
+
+    lenient = config.model_copy(update={"audit": config.audit.model_copy(update={"fail_on_high": False})})
+    monkeypatch.setattr("dynamoguard.config.load_config", lambda *a, **k: lenient)
+    summary = AuditReportOperator(task_id="report", units=[unit], health=[]).execute(context)
+    assert summary["by_severity"]["high"] == 1
