@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamoguard.access.findings import ALERT_SEVERITIES, Finding
+from dynamoguard.access.findings import ALERT_SEVERITIES, SEVERITIES, Finding
 from dynamoguard.access.resources import Entry, ProtectedResource
 
 REPORT_VERSION = 1
@@ -64,11 +64,13 @@ def diff_reports(previous: Mapping[str, Any] | None, current: Mapping[str, Any])
     new_access = [describe(k, d, "can now") for k, d in sorted(new.items())
                   if k not in old or (old[k] == "conditional" and d == "allowed")]
     removed_access = [describe(k, d, "can no longer") for k, d in sorted(old.items()) if k not in new]
-    old_ids = {f["id"] for f in previous.get("findings", [])}
+    old_severity = {f["id"]: f["severity"] for f in previous.get("findings", [])}
     new_ids = {f["id"] for f in current["findings"]}
     return {
         "previous_run": previous.get("run_date"),
-        "new_findings": [f for f in current["findings"] if f["id"] not in old_ids],
+        # new, or more severe than before (e.g. a conditional grant that became unconditional)
+        "new_findings": [f for f in current["findings"] if f["id"] not in old_severity
+                         or SEVERITIES.index(f["severity"]) < SEVERITIES.index(old_severity[f["id"]])],
         "resolved_findings": [f for f in previous.get("findings", []) if f["id"] not in new_ids],
         "new_access": new_access,
         "removed_access": removed_access,
@@ -89,8 +91,7 @@ def build_report(run_date: str, accounts: Mapping[str, str], resources: Iterable
                        "actions": {a: r.category(a) for a in r.scopes}, "has_policy": r.policy is not None,
                        "allowed_principals": list(r.allowed_principals), "fine_grained": r.fine_grained}
                       for r in resources],
-        "summary": {s: sum(1 for f in findings if f["severity"] == s)
-                    for s in ("critical", "high", "medium", "low", "info")},
+        "summary": {s: sum(1 for f in findings if f["severity"] == s) for s in SEVERITIES},
         "findings": findings,
         "matrix": sorted((e.to_dict() for e in entries), key=lambda e: (e["resource"], e["principal"], e["action"])),
         "limitations": LIMITATIONS,
