@@ -149,12 +149,15 @@ def main(argv: list[str] | None = None) -> int:
             assert len(keys) == args.objects, len(keys)
             s3.head_object(Bucket=BUCKET, Key=keys[0])  # warm up
             sequential = bench_sequential(s3, keys[: args.sequential])
+            print(f"sequential: {sequential:.1f} objects/s", flush=True)
             bare, scan = [], []
             for _ in range(args.rounds):  # interleaved, so drift on a shared machine hits both alike
                 bare.append(bench_bare(s3, keys, args.workers))
                 scan.append(bench_scan(s3, args.workers, args.objects))
+                print(f"bare: {bare[-1]:.0f} objects/s, scan: {scan[-1]:.0f} objects/s", flush=True)
             del keys
             memory = {args.objects: scan_peak_memory(s3, args.workers, args.objects)}
+            print(f"scan peak memory at {args.objects}: {memory[args.objects]:.1f} MiB", flush=True)
             if args.large > args.objects:
                 seconds = create_objects(direct, args.objects - 5, args.large - 5, args.workers)
                 print(f"topped up to {args.large} objects in {seconds:.0f} s", flush=True)
