@@ -203,6 +203,35 @@ def test_group_grants_and_backup_account(report):
     assert findings(report, admin, "unlisted_destructive")[0]["account"] == BKP
 
 
+def test_collect_pages_through_authorization_details(estate):
+    from dynamoguard.access.collect import authorization_details
+
+    iam = estate.client("iam")
+    paged, whole = authorization_details(iam, page_size=2), authorization_details(iam)
+    assert paged == whole
+    assert len(whole["RoleDetailList"]) == len(iam.list_roles()["Roles"]) > 2
+    assert {p["PolicyName"] for p in whole["Policies"]} >= {"app-boundary", "backup-janitor"}
+
+
+def test_previous_report_is_the_latest_earlier_run(estate, config):
+    from dynamoguard.access.report import previous_report, snapshot_key, write_report
+
+    s3 = estate.client("s3")
+    bucket, prefix = config.reports_bucket.name, config.reports_bucket.prefix
+    for day in ("2026-02-01", "2026-02-03"):
+        write_report(s3, bucket, prefix, review_stub(day))
+    s3.put_object(Bucket=bucket, Key=snapshot_key(prefix, "2026-02-02", "source"), Body=b"{}")  # failed run
+    assert previous_report(s3, bucket, prefix, "2026-02-03")["run_date"] == "2026-02-01"
+    assert previous_report(s3, bucket, prefix, "2026-02-04")["run_date"] == "2026-02-03"
+    assert previous_report(s3, bucket, prefix, "2026-02-01") is None
+
+
+def review_stub(run_date):
+    from dynamoguard.access.report import build_report
+
+    return build_report(run_date, {"source": SRC}, [], [], [])
+
+
 def test_new_principal_between_runs_is_in_the_diff(estate, config):
     from dynamoguard.access.report import new_alerts
 

@@ -136,6 +136,14 @@ def test_resource_policy_grants_and_denies():
                            rp).decision == "not_allowed"
     assert evaluate_access(PrincipalPolicies(USER, boundary=("b", bounded)), "dynamodb:GetItem", TABLE,
                            rp).decision == "allowed"
+    # naming our own account grants nothing by itself (identity policies decide), but its Deny applies to all
+    own = doc({"Effect": "Allow", "Principal": {"AWS": "111111111111"}, "Action": "dynamodb:*", "Resource": TABLE},
+              {"Effect": "Deny", "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+               "Action": "dynamodb:DeleteTable", "Resource": TABLE})
+    assert evaluate_access(role, "dynamodb:GetItem", TABLE, own).decision == "not_allowed"
+    admin_of_own = PrincipalPolicies(ROLE, (("admin", doc(allow("*"))),))
+    assert evaluate_access(admin_of_own, "dynamodb:GetItem", TABLE, own).decision == "allowed"
+    assert evaluate_access(admin_of_own, "dynamodb:DeleteTable", TABLE, own).decision == "denied"
     # the Deny for everyone applies to our own admin too
     admin = PrincipalPolicies(ROLE, (("admin", doc(allow("*"))),))
     assert evaluate_access(admin, "dynamodb:DeleteTable", TABLE, rp).decision == "denied"

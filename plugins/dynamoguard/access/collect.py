@@ -38,10 +38,11 @@ def policy_document(value: Any) -> dict[str, Any]:
     raise CollectError(f"unexpected policy document of type {type(value).__name__}")
 
 
-def authorization_details(iam) -> dict[str, list[dict[str, Any]]]:
-    """Every page of GetAccountAuthorizationDetails, merged."""
+def authorization_details(iam, page_size: int | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every page of GetAccountAuthorizationDetails (``page_size`` items per call, default AWS's 100), merged."""
     merged: dict[str, list[dict[str, Any]]] = {key: [] for key in DETAIL_LISTS}
-    for page in iam.get_paginator("get_account_authorization_details").paginate():
+    paging = {"PaginationConfig": {"PageSize": page_size}} if page_size else {}
+    for page in iam.get_paginator("get_account_authorization_details").paginate(**paging):
         for key in DETAIL_LISTS:
             merged[key].extend(page.get(key, []))
     return merged

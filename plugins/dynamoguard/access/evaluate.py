@@ -161,13 +161,14 @@ def statement_principals(statement: Mapping[str, Any]) -> list[Principal]:
     return out
 
 
-def _principal_matches(entry: Principal, principal: Principal) -> bool:
+def _principal_matches(entry: Principal, principal: Principal, deny: bool) -> bool:
     if entry.is_anyone:
         return True
     if entry.kind == "account":
-        # An account principal in a resource policy delegates to that account's own IAM policies: it
-        # grants nothing by itself to a given role or user, but it does name the account as a whole.
-        return principal.kind == "account" and principal.account == entry.account
+        # An account principal delegates to that account's own IAM policies: an Allow grants nothing by
+        # itself to a role or user of the account (their identity policy must allow too), while a Deny
+        # applies to every identity of the account.
+        return principal.account == entry.account and (deny or principal.kind == "account")
     return glob_match(entry.arn, principal.arn)
 
 
@@ -176,7 +177,8 @@ def _principal_tri(statement: Mapping[str, Any], principal: Principal | None) ->
         return Tri.YES  # identity policy: the principal is whoever holds it
     if principal is None:
         return Tri.NO
-    named = any(_principal_matches(p, principal) for p in statement_principals(statement))
+    deny = statement.get("Effect") == "Deny"
+    named = any(_principal_matches(p, principal, deny) for p in statement_principals(statement))
     return Tri.YES if named != ("NotPrincipal" in statement) else Tri.NO
 
 

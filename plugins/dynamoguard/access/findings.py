@@ -170,7 +170,7 @@ def cross_account(resources: Iterable[ProtectedResource]) -> list[Finding]:
                 elif is_allowlisted(p.arn, r.allowed_principals):
                     severity, what = "info", f"allowlisted principal of account {p.account}"
                 else:
-                    severity, what = "high", f"account {p.account}"
+                    severity, what = "high", f"account {p.account}" if p.account else "an unresolved principal"
                 out.append(Finding(
                     "cross_account", severity, "conditional" if conditional else "allowed", p.arn, r.policy_name,
                     sid, r.id, r.arn, r.account, actions,
