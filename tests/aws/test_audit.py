@@ -34,7 +34,7 @@ def _clients(localaws):
 
 def _audit(localaws, config, hour=H):
     s3, cloudtrail_for = _clients(localaws)
-    unit = discovery.Unit("111111111111", "us-east-1", hour)
+    unit = discovery.Unit.hour("111111111111", "us-east-1", hour)
     return run.audit_unit(config, unit, hour, hour + timedelta(hours=1), s3, s3, cloudtrail_for)
 
 
@@ -61,7 +61,7 @@ def test_unit_audit_reads_delivered_logs_and_reports_unreadable_ones(seeded, con
     s3.put_object(Bucket=TRAIL_BUCKET, Key=bad_key, Body=gzip.compress(b'{"Records": []}')[:-9])
     digest(seeded.endpoint, H + timedelta(minutes=59))
 
-    summary = run.audit_unit(config, discovery.Unit("111111111111", "us-east-1", H), H, END, s3, s3,
+    summary = run.audit_unit(config, discovery.Unit.hour("111111111111", "us-east-1", H), H, END, s3, s3,
                              lambda region: seeded.client("cloudtrail", region_name=region))
     counts = summary["counts"]
     assert (counts["files_listed"], counts["files_read"], counts["files_unreadable"]) == (3, 2, 1)
@@ -130,7 +130,7 @@ def test_real_log_files_in_an_organization_layout_are_discovered_and_read(seeded
     org = config.model_copy(update={"audit": config.audit.model_copy(update={"organization_id": "o-1234abcde"})})
     hour = datetime(2025, 3, 6, 2, tzinfo=timezone.utc)
     s3c, cloudtrail_for = _clients(seeded)
-    summary = run.audit_unit(org, discovery.Unit("222222222222", "us-east-1", hour), hour,
+    summary = run.audit_unit(org, discovery.Unit.hour("222222222222", "us-east-1", hour), hour,
                              hour + timedelta(hours=1), s3c, s3c, cloudtrail_for)
     counts = summary["counts"]
     assert (counts["files_listed"], counts["files_read"], counts["records_read"]) == (1, 1, 20)

@@ -104,6 +104,15 @@ def test_plan_units_cover_the_interval_once():
     assert discovery.Unit.from_dict(units[0].to_dict()) == units[0]
 
 
+def test_units_of_a_sub_hour_interval_are_clipped_to_it():
+    [unit] = discovery.plan(["111111111111"], ["us-east-1"], H + timedelta(minutes=15), H + timedelta(minutes=30))
+    assert (unit.start, unit.end) == (H + timedelta(minutes=15), H + timedelta(minutes=30))
+    units = discovery.plan(["111111111111"], ["us-east-1"], H + timedelta(minutes=30), H + timedelta(hours=2,
+                                                                                                        minutes=10))
+    assert [(u.start.minute, u.end - u.start) for u in units] == [
+        (30, timedelta(minutes=30)), (0, timedelta(hours=1)), (0, timedelta(minutes=10))]
+
+
 @given(st.lists(st.integers(min_value=0, max_value=24 * 60 - 1), min_size=1, max_size=50))
 def test_each_log_file_belongs_to_exactly_one_hourly_interval(minutes):
     day = datetime(2026, 3, 6, tzinfo=timezone.utc)

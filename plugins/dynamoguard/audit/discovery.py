@@ -31,22 +31,23 @@ DIGEST_KEY = re.compile(
 
 @dataclass(frozen=True)
 class Unit:
-    """One piece of audit work: an account and region for one hour (``start`` is on the hour)."""
+    """One piece of audit work: an account and region for ``[start, end)``, at most one clock hour."""
 
     account: str
     region: str
     start: datetime
-
-    @property
-    def end(self) -> datetime:
-        return self.start + timedelta(hours=1)
+    end: datetime
 
     def to_dict(self) -> dict:
-        return {"account": self.account, "region": self.region, "start": iso(self.start)}
+        return {"account": self.account, "region": self.region, "start": iso(self.start), "end": iso(self.end)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Unit:
-        return cls(data["account"], data["region"], parse_time(data["start"]))
+        return cls(data["account"], data["region"], parse_time(data["start"]), parse_time(data["end"]))
+
+    @classmethod
+    def hour(cls, account: str, region: str, start: datetime) -> Unit:
+        return cls(account, region, start, start + timedelta(hours=1))
 
 
 def iso(moment: datetime) -> str:
@@ -66,13 +67,18 @@ def hours(start: datetime, end: datetime) -> Iterator[datetime]:
 
 
 def plan(accounts: list[str], regions: list[str], start: datetime, end: datetime) -> list[Unit]:
-    """The (account, region, hour) units of the interval ``[start, end)``."""
-    return [Unit(a, r, h) for h in hours(start, end) for a in accounts for r in regions]
+    """The (account, region, hour) units of the interval ``[start, end)``, clipped to it."""
+    return [Unit(a, r, max(h, start), min(h + timedelta(hours=1), end))
+            for h in hours(start, end) for a in accounts for r in regions]
 
 
 def base_prefix(trail_prefix: str, organization_id: str | None, account: str) -> str:
     parts = [p for p in (trail_prefix.strip("/"), "AWSLogs", organization_id, account) if p]
     return "/".join(parts) + "/"
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
 
 
 def log_prefix(base: str, account: str, region: str, hour: datetime) -> str:
@@ -109,7 +115,7 @@ def list_keys(s3, bucket: str, prefix: str) -> Iterator[dict]:
 def discover_logs(s3, bucket: str, base: str, unit: Unit) -> tuple[list[dict], list[str]]:
     """Log objects of ``unit`` (``Key``, ``Size``), and keys under its prefix that are not log files."""
     logs, strange = [], []
-    for obj in list_keys(s3, bucket, log_prefix(base, unit.account, unit.region, unit.start)):
+    for obj in list_keys(s3, bucket, log_prefix(base, unit.account, unit.region, _hour(unit.start))):
         key = obj["Key"]
         name_ok = LOG_KEY.match(key.rsplit("/", 1)[-1])
         if name_ok and in_interval(key, unit.start, unit.end):
