@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-fast lint emulator seed clean
+.PHONY: install demo test test-fast lint emulator seed iam-policies clean
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ emulator: $(STAMP)
 
 seed: $(STAMP)
 	PYTHONPATH=.:plugins $(BIN)/python -m include.localaws.seed
+
+iam-policies: $(STAMP)
+	PYTHONPATH=.:plugins $(BIN)/python -m dynamoguard.iam_policies --out include/iam
 
 clean:
 	rm -rf $(VENV) .airflow .localaws .pytest_cache .ruff_cache
