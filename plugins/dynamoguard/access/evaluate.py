@@ -83,13 +83,21 @@ def _consume(pattern: str, text: str) -> frozenset[int]:
     return states
 
 
+@lru_cache(maxsize=8192)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.DOTALL)
+
+
 def glob_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
     """IAM wildcard match: ``*`` any run of characters, ``?`` exactly one; nothing else is special."""
     if ignore_case:
         pattern, value = pattern.lower(), value.lower()
-    return len(pattern) in _consume(pattern, value)
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == value
+    return _regex(pattern).fullmatch(value) is not None
 
 
+@lru_cache(maxsize=65536)
 def _scope_overlap(pattern: str, scope: str) -> Tri:
     """YES if ``pattern`` matches every ARN in ``scope``, MAYBE if only some, NO if none."""
     if not scope.endswith("*"):
