@@ -1,10 +1,12 @@
 """Replicas of a night's export in the backup account: copy them there, or verify that S3 replication did.
 
-Both modes walk the export prefix of the source bucket and the same prefix of the replica bucket as two
-sorted listings, merged key by key (memory stays flat however large the export), and check each object
-on a bounded thread pool. Every source object ends in exactly one outcome: ``copied``, ``skipped``
-(replica already present, identical and locked), ``missing``, ``different``, ``unlocked``, ``pending``
-(verify mode: S3 still reports the replication PENDING) or ``error`` (an AWS error, named).
+Both modes stream the listing of the export prefix in the source bucket (the next page is fetched while
+the current one is checked; memory stays flat however large the export) and check each object on a
+bounded thread pool. Copy mode merges it key by key with the listing of the same prefix in the replica
+bucket (so a fresh copy costs no HEAD); verify mode HEADs each replica. Every source object ends in
+exactly one outcome: ``copied``, ``skipped`` (replica already present, identical and locked), ``missing``,
+``different``, ``unlocked``, ``pending`` (verify mode: S3 still reports the replication PENDING) or
+``error`` (an AWS error, named).
 
 **copy**: the backup account's client copies server-side (``CopyObject``; ``UploadPartCopy`` above
 ``multipart_threshold``) from the source bucket, which must grant the backup role read access (see the
@@ -33,6 +35,8 @@ import hashlib
 import itertools
 import logging
 import math
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
@@ -360,33 +364,79 @@ class Replicator:
             return "different", f"copy has SHA-256 {checksum}, source {digest.full}"
         return "copied", ""
 
-    def verify_one(self, src: Listed, replica: Listed | None, pending_is_missing: bool) -> tuple[str, str]:
-        if replica is not None:
+    def verify_one(self, src: Listed, pending_is_missing: bool) -> tuple[str, str]:
+        try:
             return self.compare(src, self._head_replica(src.key))
+        except ClientError as error:
+            if _status(error) != 404:
+                raise
         status = self.source_s3.head_object(Bucket=self.source_bucket, Key=src.key).get("ReplicationStatus")
         if status == "PENDING" and not pending_is_missing:
             return "pending", "ReplicationStatus PENDING"
         return "missing", f"no replica (source ReplicationStatus {status or 'absent'})"
 
     # -- driving -------------------------------------------------------------------------------------------
-    def run(self, result: ReplicaResult, prefix: str, check: Callable[[Listed, Listed | None], tuple[str, str]]):
-        pairs = merge(list_objects(self.source_s3, self.source_bucket, prefix),
-                      list_objects(self.backup_s3, self.replica_bucket, prefix))
+    def run(self, result: ReplicaResult, prefix: str, check: Callable[..., tuple[str, str]],
+            with_replicas: bool) -> ReplicaResult:
+        """``check(source[, replica listing entry])`` for every source object under ``prefix``, concurrently."""
+        sources = prefetch(list_objects(self.source_s3, self.source_bucket, prefix))
+        if with_replicas:
+            items: Iterator[tuple] = merge(sources, prefetch(list_objects(self.backup_s3, self.replica_bucket, prefix)))
+        else:
+            items = ((src,) for src in sources)
 
-        def guarded(src: Listed, replica: Listed | None) -> tuple[str, str, str]:
+        def guarded(src: Listed, *replica: Listed | None) -> tuple[str, str, str]:
             try:
-                outcome, detail = check(src, replica)
+                outcome, detail = check(src, *replica)
             except ClientError as error:
                 outcome, detail = "error", f"{_error_code(error)}: {error}"
             except ValueError as error:
                 outcome, detail = "error", str(error)
             return outcome, src.key, detail
 
-        for outcome, key, detail in bounded_map(guarded, pairs, self.max_workers):
+        for outcome, key, detail in bounded_map(guarded, items, self.max_workers):
             if outcome != "skipped" and outcome != "copied":
                 log.warning("%s: %s %s", outcome, key, detail)
             result.add(outcome, key, detail)
         return result
+
+
+_END = object()
+
+
+def prefetch(items: Iterator[Any], size: int = 2000) -> Iterator[Any]:
+    """``items``, produced on a background thread at most ``size`` ahead, so that the next listing page is
+    fetched while the objects of the current one are being checked. Errors are re-raised here."""
+    buffer: queue.Queue = queue.Queue(maxsize=size)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_END)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            put(error)
+
+    thread = threading.Thread(target=produce, daemon=True, name="replica-listing")
+    thread.start()
+    try:
+        while (item := buffer.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 def bounded_map(fn: Callable[..., Any], items: Iterable[tuple], workers: int) -> Iterator[Any]:
@@ -452,7 +502,7 @@ def copy_export(replicator: Replicator, table: str, prefix: str) -> ReplicaResul
     """Copy every object under ``prefix`` that has no replica yet; compare the ones that have."""
     result = ReplicaResult(table, "copy", f"s3://{replicator.source_bucket}/{prefix}",
                            f"s3://{replicator.replica_bucket}/{prefix}")
-    return replicator.run(result, prefix, replicator.copy_one)
+    return replicator.run(result, prefix, replicator.copy_one, with_replicas=True)
 
 
 def verify_export(replicator: Replicator, table: str, prefix: str, pending_is_missing: bool = False) -> ReplicaResult:
@@ -461,5 +511,6 @@ def verify_export(replicator: Replicator, table: str, prefix: str, pending_is_mi
                            f"s3://{replicator.replica_bucket}/{prefix}")
     result.config_problems = replication_problems(replicator.source_s3, replicator.source_bucket, prefix,
                                                   replicator.replica_bucket, replicator.backup_account or "")
-    return replicator.run(result, prefix, lambda s, r: replicator.verify_one(s, r, pending_is_missing))
+    return replicator.run(result, prefix, lambda src: replicator.verify_one(src, pending_is_missing),
+                          with_replicas=False)
 
