@@ -64,6 +64,11 @@ _EXPORT_ID = re.compile(r"^(?P<millis>\d{13,14})-[0-9a-f]{8}$")
 SUMMARY_NAME = "manifest-summary.json"
 
 
+def severity(code: str) -> str:
+    """``violation`` (fails the check), ``warning`` or ``note`` for a finding code."""
+    return "warning" if code in WARNINGS else "note" if code in NOTES else "violation"
+
+
 @dataclass(frozen=True)
 class LockPolicy:
     """What every backup object must carry: a mode and a minimum retention after export time."""
@@ -103,7 +108,7 @@ class Finding:
 
     @property
     def severity(self) -> str:
-        return "warning" if self.code in WARNINGS else "note" if self.code in NOTES else "violation"
+        return severity(self.code)
 
     def as_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "key": self.key, "version_id": self.version_id}
@@ -305,8 +310,9 @@ class Report:
         if len(self.changes) < self.max_shown:
             self.changes.append(change)
 
-    def count(self, severity: str) -> int:
-        return sum(n for code, n in self.counts.items() if Finding(code, "").severity == severity)
+    def count(self, kind: str) -> int:
+        """Findings of severity ``kind``, all counted (not only those shown)."""
+        return sum(n for code, n in self.counts.items() if severity(code) == kind)
 
     @property
     def violations(self) -> int:
@@ -326,12 +332,12 @@ class Report:
             lines.append(f"  {self.exports_skipped} export(s) past their retention period not checked")
         if self.counts:
             lines.append("  counts: " + ", ".join(f"{code}={n}" for code, n in sorted(self.counts.items())))
-        for severity in ("violation", "warning", "note"):
-            total = self.count(severity)
-            for finding in self.shown[severity]:
-                lines.append(f"  {severity.upper()}: {finding.message}")
-            if total > len(self.shown[severity]):
-                lines.append(f"  ... and {total - len(self.shown[severity])} more {severity}(s)")
+        for kind in ("violation", "warning", "note"):
+            total = self.count(kind)
+            for finding in self.shown[kind]:
+                lines.append(f"  {kind.upper()}: {finding.message}")
+            if total > len(self.shown[kind]):
+                lines.append(f"  ... and {total - len(self.shown[kind])} more {kind}(s)")
         for change in self.changes:
             lines.append(f"  EXTENDED: {change.key} {change.old_mode or 'none'} {_iso(change.old_until) or '-'} -> "
                          f"{change.new_mode} {_iso(change.new_until)}")
@@ -496,9 +502,8 @@ def scan(s3, bucket: str, items: Iterable[tuple[str, datetime]], policy: LockPol
     ``items`` is consumed lazily; at most ``2 * max_concurrency`` objects are in flight. The client's
     ``max_pool_connections`` should be at least ``max_concurrency`` (see ``dynamoguard.aws.client_config``).
     """
-    pool_size = getattr(getattr(s3, "meta", None), "config", None)
-    pool_size = getattr(pool_size, "max_pool_connections", None)
-    if pool_size is not None and pool_size < max_concurrency:
+    pool_size = s3.meta.config.max_pool_connections
+    if pool_size < max_concurrency:
         log.warning("S3 client pool has %s connections for %s threads; raise max_pool_connections",
                     pool_size, max_concurrency)
     results: queue.SimpleQueue = queue.SimpleQueue()
