@@ -159,6 +159,10 @@ def test_explicit_deny_and_boundary_remove_access(report):
     for name in ("denied-ops", "bounded"):
         assert findings(report, role_arn(name)) == [], name
     assert cell(report, "table:orders", role_arn("denied-ops"), "dynamodb:DeleteTable") == "denied"
+    [entry] = [e for e in report["matrix"] if e["principal"] == role_arn("denied-ops")
+               and e["action"] == "dynamodb:DeleteTable" and e["resource"] == "table:orders"]
+    assert [(d["policy"], d["statement"]) for d in entry["denies"]] == [
+        ("role denied-ops inline policy denied-ops-policy", "NeverDrop")]
     assert cell(report, "table:orders", role_arn("bounded"), "dynamodb:DeleteTable") == "not_allowed"
 
 

@@ -180,7 +180,8 @@ def render_html(report: Mapping[str, Any]) -> str:
                 if e is None:
                     row.append("<td></td>")
                     continue
-                via = "; ".join(f"{g['policy']} / {g['statement']}" for g in e["grants"])
+                via = "; ".join(f"{g['effect']}: {g['policy']} / {g['statement']}"
+                                for g in (*e["grants"], *e.get("denies", ())))
                 row.append(f"<td class='{_e(e['decision'])}' title='{_e(via)}'>{_CELL[e['decision']]}</td>")
             out.append("".join(row) + "</tr>")
         out.append("</table>")

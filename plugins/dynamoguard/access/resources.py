@@ -129,6 +129,7 @@ class Entry:
             "resource": self.resource.id, "principal": self.who.arn, "principal_kind": self.who.principal.kind,
             "action": self.action, "category": self.category, "decision": self.access.decision,
             "grants": [g.to_dict() for g in self.access.grants],
+            "denies": [g.to_dict() for g in self.access.denies],
         }
 
 
