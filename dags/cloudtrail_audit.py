@@ -7,7 +7,9 @@ re-audits past hours and overwrites their reports with identical ones.
 1. `trail_health`: the trail exists, is logging, multi-region, validates log files, its event
    selectors log management events and the data events of every protected table and of the
    backup and replica buckets; the trail bucket is versioned, locked, and keeps logs long enough.
-2. `plan` -> `audit_unit` (mapped, one per account, region and hour): lists the log files
+2. `settle` waits (deferred, no worker held) until `audit.settle_minutes` after the interval ends,
+   so the files CloudTrail delivered in its last minutes have landed.
+   `plan` -> `audit_unit` (mapped, one per account, region and hour): lists the log files
    *delivered* in the hour (a file belongs to the interval holding the timestamp in its key, so no
    file is read twice and late deliveries are read once), streams and parses each, runs the rules
    for each record's `(eventSource, eventName)`, validates the hour's digest files (signature,
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from dynamoguard.config import load_config
@@ -50,7 +53,9 @@ with DAG(
     },
 ):
     health = TrailHealthOperator(task_id="trail_health")
+    settle = TimeDeltaSensor(task_id="settle", delta=timedelta(minutes=config.audit.settle_minutes), deferrable=True)
     units = AuditPlanOperator(task_id="plan")
+    settle >> units
     audited = AuditUnitOperator.partial(task_id="audit_unit", execution_timeout=timedelta(hours=1)).expand(
         unit=units.output)
     AuditReportOperator(task_id="report", units=audited.output, health=health.output)

@@ -170,6 +170,7 @@ class Audit(_Strict):
     kms_key_arns: list[str] = Field(default_factory=list)
     min_log_retention_days: int = Field(365, ge=1)  # trail-bucket lifecycle must not expire logs sooner
     max_concurrency: int = Field(32, ge=1, le=512)  # concurrent S3 reads per audit unit
+    settle_minutes: int = Field(5, ge=0, le=120)  # wait after the interval ends for its last log files to land
 
     _bucket = field_validator("trail_bucket")(_bucket_name)
 
