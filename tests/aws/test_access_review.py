@@ -217,6 +217,20 @@ def test_collect_pages_through_authorization_details(estate):
     assert {p["PolicyName"] for p in whole["Policies"]} >= {"app-boundary", "backup-janitor"}
 
 
+def test_attached_policies_missing_from_the_listing_are_fetched(estate):
+    from dynamoguard.access.collect import CollectError, managed_policy_documents
+
+    iam = estate.client("iam")
+    arn = f"arn:aws:iam::{SRC}:policy/app-boundary"
+    details = {"UserDetailList": [], "GroupDetailList": [], "Policies": [], "RoleDetailList": [
+        {"RoleName": "r", "AttachedManagedPolicies": [{"PolicyName": "app-boundary", "PolicyArn": arn}]}]}
+    docs = managed_policy_documents(iam, details)
+    assert docs[arn]["Statement"][0]["Action"][0] == "dynamodb:Describe*"
+    details["RoleDetailList"][0]["PermissionsBoundary"] = {"PermissionsBoundaryArn": arn + "-gone"}
+    with pytest.raises(CollectError, match="app-boundary-gone"):
+        managed_policy_documents(iam, details)
+
+
 def test_previous_report_is_the_latest_earlier_run(estate, config):
     from dynamoguard.access.report import previous_report, snapshot_key, write_report
 
