@@ -313,7 +313,8 @@ class Replicator:
     def _copy_single(self, src: Listed) -> str | None:
         result = self.backup_s3.copy_object(**self._copy_args(src), **self._source_args(src),
                                             ChecksumAlgorithm="SHA256", IfNoneMatch="*")
-        return result.get("CopyObjectResult", {}).get("ChecksumSHA256")
+        checksum = result.get("CopyObjectResult", {}).get("ChecksumSHA256")
+        return checksum or self._head_replica(src.key).get("ChecksumSHA256")
 
     def _copy_multipart(self, src: Listed, ranges: list[tuple[int, int]], digest: Digest) -> str | None:
         upload = self.backup_s3.create_multipart_upload(**self._copy_args(src), ChecksumAlgorithm="SHA256")

@@ -229,6 +229,11 @@ def test_verify_without_replication_configuration_fails(estate):
     (replication_config(account="333333333333"), "Destination.Account is '333333333333'"),
     (replication_config(translate=False), "AccessControlTranslation.Owner=Destination"),
     (replication_config(prefix="reports/"), "replicates only prefix 'reports/'"),
+    ({**replication_config(), "Rules": [{**replication_config()["Rules"][0], "Status": "Disabled"}]},
+     f"no enabled rule of bucket {SOURCE} replicates to arn:aws:s3:::{REPLICA}"),
+    ({**replication_config(), "Rules": [{**replication_config()["Rules"][0], "Filter": {
+        "And": {"Prefix": "exports/", "Tags": [{"Key": "replicate", "Value": "yes"}]}}}]},
+     "replicates only tagged objects"),
 ])
 def test_verify_reports_a_replication_rule_that_does_not_cover_the_export(estate, config, problem):
     source = estate.client("s3")
@@ -237,6 +242,14 @@ def test_verify_reports_a_replication_rule_that_does_not_cover_the_export(estate
     result = verify_export(replicator(estate), "orders", PREFIX, pending_is_missing=True)
     assert not result.ok
     assert any(problem in p for p in result.config_problems), result.config_problems
+
+
+def test_verify_accepts_any_enabled_rule_that_covers_the_export(estate):
+    config = replication_config(prefix="reports/")
+    config["Rules"].append({**replication_config()["Rules"][0], "ID": "exports", "Priority": 2})
+    estate.client("s3").put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=config)
+    make_export(estate.client("s3"), data_files=0)
+    assert verify_export(replicator(estate), "orders", PREFIX, pending_is_missing=True).config_problems == []
 
 
 def test_verify_with_every_replica_present(estate):
