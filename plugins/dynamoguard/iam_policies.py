@@ -38,10 +38,11 @@ WHY: dict[str, str] = {
     "FindExports": "Finds an export already started for the same time, so a retry never starts a second one "
                    "(ListExports has no resource-level permission).",
     "WriteExports": "DynamoDB writes the export files with the caller's permissions, under the table's prefix only.",
-    "ListExportPrefixes": "Lists the export files (verification, Object Lock scan, replica comparison), only under "
-                          "the protected tables' prefixes.",
-    "ReadExports": "Reads manifests and data files and HEADs every object; the retention and legal-hold reads make "
-                   "S3 return the lock fields in HEAD.",
+    "ListExportPrefixes": "Lists the export files (verification, Object Lock check and retention sweep, replica "
+                          "comparison), only under the backup prefix.",
+    "ReadExports": "Reads manifests and data files and HEADs every object under the backup prefix (the sweep "
+                   "re-checks every export still under retention); the retention and legal-hold reads make S3 return "
+                   "the lock fields in HEAD.",
     "CheckBackupBucket": "Checks that the backup bucket is versioned, has Object Lock and its bucket policy.",
     "EnforceRetention": "Extends retention of export objects below the policy (enforce_retention only).",
     "ReadReplicationConfig": "Verify mode: checks that S3 replication covers the export prefix.",
@@ -216,6 +217,10 @@ class Arns:
     def export_objects(self, bucket: str) -> list[str]:
         return [self.objects(bucket, p) for p in self.export_prefixes()]
 
+    def backup_prefix(self) -> str:
+        """The whole backup prefix (the retention sweep re-checks every export under it)."""
+        return f"{self.config.backup_bucket.prefix}/" if self.config.backup_bucket.prefix else ""
+
     def reports(self, folder: str) -> str:
         prefix = self.config.reports_bucket.prefix.strip("/")
         return f"{prefix}/{folder}/" if prefix else f"{folder}/"
@@ -229,7 +234,9 @@ class Arns:
         return [f"{base}{account}/" for account in audit.accounts] or [base]
 
 
-def _prefix_condition(prefixes: list[str]) -> dict[str, Any]:
+def _prefix_condition(prefixes: list[str]) -> dict[str, Any] | None:
+    if "" in prefixes:
+        return None  # the whole bucket
     return {"StringLike": {"s3:prefix": sorted({f"{p}*" for p in prefixes})}}
 
 
@@ -252,14 +259,15 @@ def nightly_policy(config: Config) -> dict[str, Any]:
         statement("FindExports", ["dynamodb:ListExports"], "*"),
         statement("WriteExports", ["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"], export_objects),
         statement("ListExportPrefixes", ["s3:ListBucket"], [arns.bucket(bucket.name)],
-                  _prefix_condition(arns.export_prefixes())),
-        statement("ReadExports", ["s3:GetObject", "s3:GetObjectRetention", "s3:GetObjectLegalHold"], export_objects),
+                  _prefix_condition([arns.backup_prefix()])),
+        statement("ReadExports", ["s3:GetObject", "s3:GetObjectRetention", "s3:GetObjectLegalHold"],
+                  [arns.objects(bucket.name, arns.backup_prefix())]),
         statement("CheckBackupBucket", ["s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration",
                                         "s3:GetBucketPolicy"], [arns.bucket(bucket.name)]),
     ]
     if bucket.enforce_retention:
         actions = ["s3:PutObjectRetention"] + (["s3:BypassGovernanceRetention"] if bucket.allow_governance else [])
-        statements.append(statement("EnforceRetention", actions, export_objects))
+        statements.append(statement("EnforceRetention", actions, [arns.objects(bucket.name, arns.backup_prefix())]))
     if config.replica_bucket.mode == "verify":
         statements.append(statement("ReadReplicationConfig", ["s3:GetReplicationConfiguration"],
                                     [arns.bucket(bucket.name)]))

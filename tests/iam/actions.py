@@ -97,5 +97,5 @@ def required_permissions(call: AwsCall, region: str, account: str) -> list[tuple
     if service == "sns":
         return [(f"sns:{op}", call.param("TopicArn") or call.param("TargetArn"))]
     if service == "iam":
-        return [(f"iam:{op}", "*")]
+        return [(f"iam:{op}", call.param("PolicyArn") or "*")]
     raise AssertionError(f"no IAM mapping for {service}:{op}; add it to tests/iam/actions.py")
