@@ -290,7 +290,7 @@ class Topology:
         return "\n".join(f"--- {p.name} ---\n{p.read_text(errors='replace')[-chars:]}" for p in
                          sorted(self.logs.glob("*.log")))
 
-    def wait_healthy(self, timeout: float = 180) -> None:
+    def wait_healthy(self, timeout: float = 300) -> None:
         """Until the API answers and reports metadatabase, scheduler, triggerer and dag processor healthy."""
         deadline = time.monotonic() + timeout
         health: Any = None
@@ -353,15 +353,24 @@ class RestClient:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=30) as response:
+            with urllib.request.urlopen(request, timeout=60) as response:
                 raw = response.read()
         except urllib.error.HTTPError as error:
             detail = error.read().decode(errors="replace")
             raise ApiError(error.code, f"{method} {path}: {error.code} {detail}") from None
         return json.loads(raw) if raw else None
 
-    def get(self, path: str, auth: bool = True) -> Any:
-        return self._request("GET", path, None, self.token() if auth else None)
+    def get(self, path: str, auth: bool = True, attempts: int = 3) -> Any:
+        """GET, retried on timeouts and dropped connections (an API server starved of CPU answers late)."""
+        for attempt in range(attempts):
+            try:
+                return self._request("GET", path, None, self.token() if auth else None)
+            except ApiError:
+                raise
+            except OSError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(2)
 
     def post(self, path: str, body: Any) -> Any:
         return self._request("POST", path, body, self.token())

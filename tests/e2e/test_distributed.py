@@ -63,7 +63,7 @@ def test_probe_dag_runs_on_the_celery_worker(topology):
     rest = topology.rest
     rest.wait_for_dag("topology_probe")
     run = rest.trigger("topology_probe", None, {"marker": "probe"})
-    final = rest.wait_for_run("topology_probe", run["dag_run_id"], timeout=120, interval=0.5)
+    final = rest.wait_for_run("topology_probe", run["dag_run_id"], timeout=300, interval=0.5)
     assert final["state"] == "success", topology.log_tail()
     [ti] = rest.task_instances("topology_probe", run["dag_run_id"])
     assert ti["queue"] == topology.queue and ti["hostname"]
