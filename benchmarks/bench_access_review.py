@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from dynamoguard.access.report import render_html  # noqa: E402
-from dynamoguard.access.review import run_review  # noqa: E402
+from dynamoguard.access.review import protected_resources, run_review  # noqa: E402
 from dynamoguard.config import load_config  # noqa: E402
 
 SRC, BKP = "111111111111", "222222222222"
@@ -103,7 +103,8 @@ def main(argv=None) -> int:
     page = render_html(report)
     html_seconds = time.perf_counter() - html_start
     principals = args.roles + args.users
-    evaluations = 2 * principals * (3 * 15 + 2 * 10)
+    checks = sum(len(scopes) for r in protected_resources(config, snaps) for scopes in r.scopes.values())
+    evaluations = 2 * principals * checks
     print(f"principals={principals} evaluations={evaluations} (two reviews)")
     print(f"review: wall {wall:.2f}s cpu {cpu:.2f}s -> {evaluations / cpu:,.0f} evaluations/s (cpu)")
     print(f"matrix entries={len(report['matrix'])} findings={len(report['findings'])} "

@@ -92,6 +92,15 @@ def test_public_bucket_policy_and_wildcard_resource(config):
         ("bucket:dynamoguard-exports", "s3:GetObject", "allowed")}
 
 
+def test_query_on_an_index_is_access_to_the_table(config):
+    index_reader = role("reporting", {"Sid": "Index", "Effect": "Allow",
+                                      "Action": ["dynamodb:Query", "dynamodb:GetItem"],
+                                      "Resource": ORDERS + "/index/by-status"})
+    report = review(config, snapshot(SRC, roles=[index_reader]))
+    assert {(e["action"], e["decision"]) for e in report["matrix"]} == {("dynamodb:Query", "allowed")}
+    assert report["matrix"][0]["grants"][0]["resource_pattern"] == ORDERS + "/index/by-status"
+
+
 def test_allowlist_patterns_and_service_linked_roles(config):
     data = config.model_dump()
     data["tables"][0]["allowed_principals"] = [f"arn:aws:iam::{SRC}:role/orders-*"]

@@ -17,7 +17,7 @@ from dynamoguard.access.evaluate import (
 DESTRUCTIVE = "destructive"
 DATA = "data"
 
-# action -> (category, which ARN it is authorized against)
+# action -> (category, which ARN(s) it is authorized against)
 TABLE_ACTIONS: dict[str, tuple[str, str]] = {
     "dynamodb:DeleteTable": (DESTRUCTIVE, "table"),
     "dynamodb:UpdateContinuousBackups": (DESTRUCTIVE, "table"),
@@ -27,8 +27,8 @@ TABLE_ACTIONS: dict[str, tuple[str, str]] = {
     "dynamodb:DeleteResourcePolicy": (DESTRUCTIVE, "table"),
     "dynamodb:GetItem": (DATA, "table"),
     "dynamodb:BatchGetItem": (DATA, "table"),
-    "dynamodb:Query": (DATA, "table"),
-    "dynamodb:Scan": (DATA, "table"),
+    "dynamodb:Query": (DATA, "table+index"),  # a global secondary index can project every attribute
+    "dynamodb:Scan": (DATA, "table+index"),
     "dynamodb:PutItem": (DATA, "table"),
     "dynamodb:UpdateItem": (DATA, "table"),
     "dynamodb:DeleteItem": (DATA, "table"),
@@ -58,14 +58,14 @@ BUCKET_ACTIONS: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class ProtectedResource:
-    """A protected table or backup bucket, with the ARN (or ``prefix*`` scope) each action is checked on."""
+    """A protected table or backup bucket, with the ARNs (or ``prefix*`` scopes) each action is checked on."""
 
     id: str
     name: str
     kind: str  # table | bucket
     account: str
     arn: str
-    scopes: Mapping[str, str]
+    scopes: Mapping[str, tuple[str, ...]]
     allowed_principals: tuple[str, ...] = ()
     fine_grained: bool = False
     policy: Mapping[str, Any] | None = None
@@ -77,7 +77,7 @@ class ProtectedResource:
 
 def table_resource(name: str, arn: str, account: str, *, allowed: Iterable[str] = (), fine_grained: bool = False,
                    policy: Mapping[str, Any] | None = None) -> ProtectedResource:
-    scopes = {"table": arn, "backup": f"{arn}/backup/*"}
+    scopes = {"table": (arn,), "backup": (f"{arn}/backup/*",), "table+index": (arn, f"{arn}/index/*")}
     return ProtectedResource(
         id=f"table:{name}", name=name, kind="table", account=account, arn=arn,
         scopes={action: scopes[kind] for action, (_, kind) in TABLE_ACTIONS.items()},
@@ -90,7 +90,7 @@ def bucket_resource(name: str, account: str, *, prefix: str = "", allowed: Itera
                     policy: Mapping[str, Any] | None = None) -> ProtectedResource:
     arn = f"arn:aws:s3:::{name}"
     objects = f"{arn}/{prefix.strip('/')}/*" if prefix.strip("/") else f"{arn}/*"
-    scopes = {"bucket": arn, "object": objects}
+    scopes = {"bucket": (arn,), "object": (objects,)}
     return ProtectedResource(
         id=f"bucket:{name}", name=name, kind="bucket", account=account, arn=arn,
         scopes={action: scopes[kind] for action, (_, kind) in BUCKET_ACTIONS.items()},
@@ -112,6 +112,10 @@ def policy_principals(resource: ProtectedResource, known: Iterable[str]) -> list
                 continue  # the account itself: its own IAM policies decide
             seen[p.arn] = PrincipalPolicies(p, external=True)
     return list(seen.values())
+
+
+# When an action is checked on several ARNs (a table and its indexes), the widest access is reported.
+_RANK = {"not_allowed": 0, "denied": 1, "conditional": 2, "allowed": 3}
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,9 @@ def build_matrix(resources: Iterable[ProtectedResource],
         local = principals_by_account.get(resource.account, [])
         everyone = local + policy_principals(resource, (p.arn for p in local))
         for who in everyone:
-            for action, scope in resource.scopes.items():
-                access = evaluate_access(who, action, scope, resource.policy, resource.policy_name)
+            for action, scopes in resource.scopes.items():
+                access = max((evaluate_access(who, action, scope, resource.policy, resource.policy_name)
+                              for scope in scopes), key=lambda a: _RANK[a.decision])
                 if access.decision != "not_allowed":
                     out.append(Entry(resource, who, action, resource.category(action), access))
     return out
