@@ -257,8 +257,7 @@ class StartedExport:
         return self.description["ExportStatus"]
 
 
-def start_export(ddb, table_arn: str, export_time: datetime, bucket: str, prefix: str,
-                 bucket_owner: str | None = None) -> StartedExport:
+def start_export(ddb, table_arn: str, export_time: datetime, bucket: str, prefix: str) -> StartedExport:
     """Start the export of ``table_arn`` at ``export_time`` to ``s3://bucket/prefix``, or reuse the one running.
 
     An existing IN_PROGRESS or COMPLETED export of the same table, time and destination is reused
@@ -287,8 +286,6 @@ def start_export(ddb, table_arn: str, export_time: datetime, bucket: str, prefix
         "ExportFormat": "DYNAMODB_JSON",
         "ExportType": "FULL_EXPORT",
     }
-    if bucket_owner:
-        request["S3BucketOwner"] = bucket_owner
     try:
         description = ddb.export_table_to_point_in_time(**request)["ExportDescription"]
     except ClientError as error:
