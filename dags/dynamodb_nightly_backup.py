@@ -19,6 +19,10 @@ and one table failing does not stop the others:
    retention, and every object of the export (HEAD, concurrently) carries `backup_bucket.lock_mode` until
    at least export time + `min_retention_days`; legal holds are reported. With `enforce_retention` short
    retentions are extended. Any violation fails the task (all counted, the first 20 listed).
+5. **replica**: in the backup account (connection `accounts.backup.aws_conn_id`, its role assumed), every
+   object of the export has an identical, locked replica in `replica_bucket`: copied server-side with a
+   SHA-256 check in `copy` mode, or checked after S3 replication in `verify` mode (deferred while objects
+   are PENDING, up to `replication_lag_minutes`). Missing, different or unlocked replicas fail the task.
 
 Any failure is published to `notifications.sns_topic_arn`. Each task's result is in XCom; the verify
 result carries `bucket`, `export_prefix`, `export_time`, `object_keys` for the steps that follow it.
@@ -39,6 +43,7 @@ from dynamoguard.operators.exports import (
     export_asset,
 )
 from dynamoguard.operators.object_lock import ObjectLockCheckOperator
+from dynamoguard.operators.replicas import ReplicaOperator
 
 config = load_config()
 
@@ -65,4 +70,5 @@ with DAG(
                 task_id="verify", table=table.name, export=export.output, outlets=[export_asset(table.name)]
             )
             preflight >> export >> verify
-            ObjectLockCheckOperator(task_id="object_lock", exports=verify.output)
+            object_lock = ObjectLockCheckOperator(task_id="object_lock", exports=verify.output)
+            object_lock >> ReplicaOperator(task_id="replica", table=table.name, export=verify.output)
