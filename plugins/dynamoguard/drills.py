@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Context, Decimal, InvalidOperation
@@ -609,18 +610,39 @@ def _batched(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
+def _keep_wire_items(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
+    """botocore ``before-parse`` hook: hand over a Scan's items as sent on the wire (DynamoDB JSON, binary as
+    base64, the export's spelling) under ``WireItems`` instead of having botocore convert each value."""
+    if response_dict.get("status_code") == 200:
+        body = orjson.loads(response_dict["body"])
+        customized_response_dict["WireItems"] = body.pop("Items", [])
+        response_dict["body"] = orjson.dumps(body)
+
+
+@contextmanager
+def wire_items(ddb) -> Iterator[None]:
+    """While active, Scan responses of ``ddb`` carry ``WireItems`` (and no ``Items``): the digest needs no
+    Python types, and botocore's per-value parsing would cost more than the digest itself."""
+    ddb.meta.events.register("before-parse.dynamodb.Scan", _keep_wire_items, unique_id="dynamoguard-wire-items")
+    try:
+        yield
+    finally:
+        ddb.meta.events.unregister("before-parse.dynamodb.Scan", unique_id="dynamoguard-wire-items")
+
+
 def digest_table(ddb, table: str, key_names: tuple[str, ...], buckets: DigestBuckets, *, segments: int,
                  only: set[int] | None = None, keyed: dict[bytes, int] | None = None) -> None:
     """Add every item of ``table`` to ``buckets`` (parallel scan of ``segments`` segments)."""
     def run(segment: int) -> None:
         local: dict[bytes, int] | None = {} if keyed is not None else None
         for page in scan_pages(ddb, table, segment, segments):
-            buckets.add(_digest_batch(page.get("Items", []), key_names, buckets, only, local))
+            items = page["WireItems"] if "WireItems" in page else page.get("Items", [])
+            buckets.add(_digest_batch(items, key_names, buckets, only, local))
         if keyed is not None:
             with buckets._lock:
                 keyed.update(local)
 
-    with ThreadPoolExecutor(max_workers=segments) as pool:
+    with wire_items(ddb), ThreadPoolExecutor(max_workers=segments) as pool:
         list(pool.map(run, range(segments)))
 
 

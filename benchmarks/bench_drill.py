@@ -1,0 +1,192 @@
+"""Benchmark: full drill validation of a restored table against its export, next to a plain parallel scan.
+
+``python -m benchmarks.bench_drill [--items 200000] [--segments 8] [--files 8]``
+
+Starts its own emulator, writes an export of ``--items`` items (every DynamoDB type, the seed's orders
+items) in AWS's layout and the same items into the "restored" table, then in the same run measures:
+
+* plain: a parallel Scan of the restored table with the same segments, items only counted (the limit);
+* validate: ``drills.validate_full`` (the same scan plus the export's files streamed, every item digested).
+
+For each: items/s by wall clock and by this process's CPU time (the emulator's server, not our code, is
+the bottleneck of the wall clock locally; against AWS the client's parsing CPU is the limit), and peak RSS
+growth above the resident size before the phase (sampled every 20 ms).
+Goal: validation at >= 70% of the plain scan's items/s, memory flat (independent of --items).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+
+import psutil  # noqa: E402
+
+from dynamoguard import drills  # noqa: E402
+from dynamoguard.aws import client_config  # noqa: E402
+from include.localaws import process as emulator  # noqa: E402
+from include.localaws.seed import TABLES, order_item, source_session  # noqa: E402
+
+BUCKET = "bench-exports"
+TABLE = "bench-orders"
+EXPORT_ID = "01764300000000-0badcafe"
+ARN = f"arn:aws:dynamodb:us-east-1:111111111111:table/{TABLE}"
+
+
+def export_json(value):
+    """A client item value in export spelling (binary as base64)."""
+    if isinstance(value, dict):
+        return {k: export_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [export_json(v) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode()
+    return value
+
+
+def write_export(s3, items: int, files: int) -> drills.ExportRef:
+    """An export of ``items`` orders items in AWS's layout (data files, manifest-files, manifest-summary)."""
+    folder = f"exports/{TABLE}/2026-11-28/AWSDynamoDB/{EXPORT_ID}/"
+    per_file = -(-items // files)
+
+    def one(index: int) -> dict:
+        buf = io.BytesIO()
+        with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=1) as gz:
+            for i in range(index * per_file, min(items, (index + 1) * per_file)):
+                gz.write(json.dumps({"Item": export_json(order_item(i))}, separators=(",", ":")).encode() + b"\n")
+        body = buf.getvalue()
+        key = f"{folder}data/file{index:04d}.json.gz"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        return {"itemCount": min(items, (index + 1) * per_file) - index * per_file,
+                "md5Checksum": base64.b64encode(hashlib.md5(body).digest()).decode(),
+                "etag": hashlib.md5(body).hexdigest(), "dataFileS3Key": key}
+
+    with ThreadPoolExecutor(max_workers=min(files, 4)) as pool:
+        entries = list(pool.map(one, range(files)))
+    manifest = "".join(json.dumps(e) + "\n" for e in entries)
+    s3.put_object(Bucket=BUCKET, Key=folder + "manifest-files.json", Body=manifest.encode())
+    summary = {"version": "2020-06-30", "exportArn": f"{ARN}/export/{EXPORT_ID}", "startTime": "2026-11-28T02:00:00Z",
+               "endTime": "2026-11-28T02:10:00Z", "tableArn": ARN, "tableId": "bench",
+               "exportTime": "2026-11-28T02:00:00Z", "s3Bucket": BUCKET, "s3Prefix": f"exports/{TABLE}/2026-11-28",
+               "s3SseAlgorithm": "AES256", "s3SseKmsKeyId": None, "manifestFilesS3Key": folder + "manifest-files.json",
+               "billedSizeBytes": 0, "itemCount": items, "outputFormat": "DYNAMODB_JSON"}
+    s3.put_object(Bucket=BUCKET, Key=folder + "manifest-summary.json", Body=json.dumps(summary).encode())
+    return drills.read_export(s3, BUCKET, folder + "manifest-summary.json")
+
+
+class PeakRss:
+    """Peak resident set size growth (MiB) of this process while the block runs."""
+
+    def __enter__(self):
+        self.proc = psutil.Process()
+        self.base = self.peak = self.proc.memory_info().rss
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self):
+        while not self.stop.wait(0.02):
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.growth_mib = (self.peak - self.base) / 2**20
+
+
+def load_table(ddb, spec: dict, items: int) -> None:
+    """The restored table: created like ImportTable would, filled by concurrent BatchWriteItem calls (moto's
+    ImportTable parses JSON in pure Python and takes minutes for this many items)."""
+    ddb.create_table(**drills.table_creation_parameters(spec, TABLE))
+
+    def write(start: int) -> None:
+        request = {TABLE: [{"PutRequest": {"Item": order_item(i)}} for i in range(start, min(items, start + 25))]}
+        while request:
+            request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(0, items, 25)))
+
+
+def plain_scan(ddb, segments: int) -> int:
+    def run(segment: int) -> int:
+        return sum(len(page.get("Items", [])) for page in drills.scan_pages(ddb, TABLE, segment, segments))
+
+    with ThreadPoolExecutor(max_workers=segments) as pool:
+        return sum(pool.map(run, range(segments)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--segments", type=int, default=8)
+    parser.add_argument("--files", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1, help="alternating plain/validate rounds; best is kept")
+    args = parser.parse_args(argv)
+
+    port = emulator.free_port()
+    proc = emulator.start(port, log_path=os.devnull)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        session = source_session()
+        cfg = client_config(max(32, args.segments + 8))
+        ddb = session.client("dynamodb", endpoint_url=endpoint, config=cfg)
+        s3 = session.client("s3", endpoint_url=endpoint, config=cfg)
+        s3.create_bucket(Bucket=BUCKET)
+
+        t = time.monotonic()
+        export = write_export(s3, args.items, args.files)
+        print(f"export written: {args.items} items in {args.files} files, {time.monotonic() - t:.1f}s", flush=True)
+        spec = {k: v for k, v in TABLES["orders"].items() if k in ("KeySchema", "AttributeDefinitions",
+                                                                     "GlobalSecondaryIndexes")}
+        t = time.monotonic()
+        load_table(ddb, spec, args.items)
+        print(f"restored table loaded: {args.items} items, {time.monotonic() - t:.1f}s", flush=True)
+
+        key_names = ("customer_id", "order_id")
+        results = {}
+        for name in ("plain", "validate") * args.rounds:
+            with PeakRss() as mem:
+                t, cpu = time.monotonic(), time.process_time()
+                if name == "plain":
+                    count = plain_scan(ddb, args.segments)
+                else:
+                    result = drills.validate_full(ddb, s3, TABLE, export, key_names, segments=args.segments)
+                    assert result.ok, result.problems
+                    count = result.items_validated
+                seconds, cpu = time.monotonic() - t, time.process_time() - cpu
+            assert count == args.items, (name, count)
+            results.setdefault(name, []).append((count / seconds, count / cpu, mem.growth_mib))
+            print(f"{name:9s} {count} items {seconds:6.1f}s {count / seconds:9.0f} items/s (wall) "
+                  f"{count / cpu:9.0f} items/s (client CPU) peak RSS +{mem.growth_mib:.0f} MiB", flush=True)
+        best = {name: (max(r[0] for r in rows), max(r[1] for r in rows), max(r[2] for r in rows))
+                for name, rows in results.items()}
+        print(json.dumps({"items": args.items, "segments": args.segments,
+                          "plain_items_per_s": round(best["plain"][0]),
+                          "validate_items_per_s": round(best["validate"][0]),
+                          "wall_ratio": round(best["validate"][0] / best["plain"][0], 3),
+                          "plain_items_per_cpu_s": round(best["plain"][1]),
+                          "validate_items_per_cpu_s": round(best["validate"][1]),
+                          "cpu_ratio": round(best["validate"][1] / best["plain"][1], 3),
+                          "plain_peak_rss_mib": round(best["plain"][2], 1),
+                          "validate_peak_rss_mib": round(best["validate"][2], 1)}))
+        return 0
+    finally:
+        emulator.stop(proc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""The restore-drill DAG end to end with dag.test() against the emulator, one run per source."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dynamoguard import drills
+
+pytestmark = [pytest.mark.aws, pytest.mark.airflow]
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILE = ROOT / "dags" / "dynamodb_restore_drill.py"
+DAG_ID = "dynamodb_restore_drill"
+PREFIX = "dgdrill-"
+REPORTS = "dynamoguard-reports"
+
+
+@pytest.fixture
+def config_file(tmp_path, monkeypatch):
+    """The demo config with 1 s polls, pointed at by DYNAMOGUARD_CONFIG."""
+    config = yaml.safe_load((ROOT / "include" / "dynamoguard.yaml").read_text())
+    config["drills"].update(poll_interval_seconds=1, scan_segments=3)
+    path = tmp_path / "dynamoguard.yaml"
+    path.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("DYNAMOGUARD_CONFIG", str(path))
+    return config
+
+
+def export(localaws, table: str, replicate: bool = False) -> dict:
+    """A finished export of ``table`` under the nightly job's prefix (and its copy in the replica bucket)."""
+    ddb, s3 = localaws.client("dynamodb"), localaws.client("s3")
+    latest = ddb.describe_continuous_backups(TableName=table)[
+        "ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]["LatestRestorableDateTime"]
+    arn = ddb.export_table_to_point_in_time(
+        TableArn=f"arn:aws:dynamodb:us-east-1:111111111111:table/{table}", S3Bucket="dynamoguard-exports",
+        S3Prefix=f"exports/{table}/{latest:%Y-%m-%d}", ExportTime=latest)["ExportDescription"]["ExportArn"]
+    while (desc := ddb.describe_export(ExportArn=arn)["ExportDescription"])["ExportStatus"] == "IN_PROGRESS":
+        time.sleep(0.5)
+    assert desc["ExportStatus"] == "COMPLETED"
+    if replicate:
+        dst = localaws.client("s3", account="backup")
+        folder = desc["ExportManifest"].rsplit("/", 1)[0] + "/"
+        for obj in s3.list_objects_v2(Bucket="dynamoguard-exports", Prefix=folder)["Contents"]:
+            body = s3.get_object(Bucket="dynamoguard-exports", Key=obj["Key"])["Body"].read()
+            dst.put_object(Bucket="dynamoguard-exports-replica", Key=obj["Key"], Body=body)
+    return desc
+
+
+def run(conf: dict):
+    """dag.test() one manual run; (run state, {task_id: [(state, return XCom, drill_record XCom)]})."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAG_FILE))
+    assert bag.import_errors == {}
+    dr = bag.dags[DAG_ID].test(run_conf=conf)
+    tasks: dict[str, list] = {}
+    for ti in dr.get_task_instances():
+        name = ti.task_id.rsplit(".", 1)[-1]
+        tasks.setdefault(name, []).append((
+            ti.state, ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index),
+            ti.xcom_pull(task_ids=ti.task_id, key="drill_record", map_indexes=ti.map_index)))
+    return dr.state, tasks
+
+
+def scratch_tables(localaws, account: str = "source") -> list[str]:
+    return [t for t in drills.list_tables(localaws.client("dynamodb", account=account)) if t.startswith(PREFIX)]
+
+
+def stored_record(localaws, table: str, scratch: str) -> dict:
+    key = f"reports/drills/{table}/{scratch}.json"
+    return json.loads(localaws.client("s3").get_object(Bucket=REPORTS, Key=key)["Body"].read())
+
+
+@pytest.mark.parametrize("source,validation,table,items", [
+    ("export", "full", "orders", 250),
+    ("pitr", "sample", "customers", 10),
+    ("replica", "full", "inventory", 60),
+])
+def test_drill_from_each_source_passes_and_cleans_up(seeded, airflow_db, config_file, source, validation, table,
+                                                     items):
+    desc = export(seeded, table, replicate=source == "replica")
+    state, tasks = run({"table": table, "source": source, "validation": validation, "sample_size": 10})
+    assert state == "success", tasks
+    (_, record, _), = tasks["validate"]
+    assert record["result"] == "passed" and record["problems"] == []
+    assert record["export"]["export_arn"] == desc["ExportArn"]
+    assert record["items_validated"] == items and record["validation"]["items_restored"] == record[
+        "validation"]["items_expected"]
+    assert record["rto_seconds"] >= 0 and record["rpo_seconds"] >= 0
+    account = "backup" if source == "replica" else "source"
+    assert record["account"] == account and record["scratch_table"].startswith(f"{PREFIX}{table}-")
+    assert stored_record(seeded, table, record["scratch_table"]) == json.loads(json.dumps(record))
+    (cleanup_state, cleanup, _), = tasks["cleanup"]
+    assert cleanup_state == "success" and cleanup["deleted"]
+    assert scratch_tables(seeded, account) == []
+
+
+def test_planted_change_fails_with_its_key_and_still_cleans_up(seeded, airflow_db, config_file, monkeypatch):
+    from dynamoguard.operators import drills as glue
+
+    export(seeded, "orders")
+    original = glue.validate_drill
+    planted = {"customer_id": {"S": "cust-005"}, "order_id": {"S": "ord-000005"}}
+
+    def plant_then_validate(config, drill, restore):
+        seeded.client("dynamodb").update_item(
+            TableName=drill["scratch_table"], Key=planted, UpdateExpression="SET #t = :t",
+            ExpressionAttributeNames={"#t": "total"}, ExpressionAttributeValues={":t": {"N": "1234.5"}})
+        return original(config, drill, restore)
+
+    monkeypatch.setattr(glue, "validate_drill", plant_then_validate)
+    state, tasks = run({"table": "orders", "source": "export", "validation": "full"})
+    assert state == "failed"
+    (validate_state, _, record), = tasks["validate"]
+    assert validate_state == "failed"
+    assert record["result"] == "failed"
+    assert record["validation"]["mismatches"] == [{"key": planted, "problem": "changed"}]
+    assert stored_record(seeded, "orders", record["scratch_table"])["validation"]["mismatches"][0]["key"] == planted
+    (cleanup_state, cleanup, _), = tasks["cleanup"]
+    assert cleanup_state == "success" and cleanup["deleted"]
+    assert scratch_tables(seeded) == []
+
+
+def test_no_verified_export_fails_prepare_and_records_it(seeded, airflow_db, config_file):
+    state, tasks = run({"table": "customers", "source": "export", "validation": "sample"})
+    assert state == "failed"
+    assert [s for s, _, _ in tasks["prepare"]] == ["failed"]
+    assert "restore" in tasks and all(s != "success" for s, _, _ in tasks["restore"])
+    records = seeded.client("s3").list_objects_v2(Bucket=REPORTS, Prefix="reports/drills/customers/")["Contents"]
+    record = json.loads(seeded.client("s3").get_object(Bucket=REPORTS, Key=records[0]["Key"])["Body"].read())
+    assert record["result"] == "failed" and "no verified export" in record["problems"][0]
+    assert scratch_tables(seeded) == []
+
+
+def test_sweep_task_removes_expired_scratch_tables_in_both_accounts(seeded, airflow_db, config_file):
+    from datetime import timedelta
+
+    export(seeded, "inventory")
+    past = drills.utcnow() - timedelta(hours=1)
+    for account in ("source", "backup"):
+        ddb = seeded.client("dynamodb", account=account)
+        ddb.create_table(TableName=f"{PREFIX}inventory-crashed", BillingMode="PAY_PER_REQUEST",
+                         KeySchema=[{"AttributeName": "sku", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "sku", "AttributeType": "S"}],
+                         Tags=drills.drill_tags("crashed-run", "inventory", past))
+    state, tasks = run({"table": "inventory", "source": "export", "validation": "sample"})
+    assert state == "success"
+    (_, swept, _), = tasks["sweep"]
+    assert sorted((r["account"], r["table"], r["deleted"]) for r in swept) == [
+        ("backup", f"{PREFIX}inventory-crashed", True), ("source", f"{PREFIX}inventory-crashed", True)]
+    assert scratch_tables(seeded) == [] and scratch_tables(seeded, "backup") == []
