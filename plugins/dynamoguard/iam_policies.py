@@ -105,6 +105,9 @@ WHY: dict[str, str] = {
     "DenyGovernanceBypass": "Nobody shortens or removes GOVERNANCE retention.",
     "DenyInsecureTransport": "Refuses every request not made over TLS.",
     # boundary
+    "BoundaryScopedActions": "Every action the role policies grant on a resource, on the union of their resources "
+                             "only.",
+    "BoundaryUnscopedActions": "The actions AWS cannot scope to a resource, and nothing else, on '*'.",
     "DenyDestroyingBackups": "Even if a role policy is widened, no role under the boundary can delete or unprotect "
                              "the protected tables or the backups.",
 }
@@ -430,25 +433,30 @@ def bucket_policies(config: Config) -> dict[str, dict[str, Any]]:
 
 
 def boundary_policy(config: Config) -> dict[str, Any]:
-    """The permissions boundary of every role: nothing beyond the roles' own grants, never destruction of backups."""
+    """The permissions boundary of every role: no action outside the roles' grants, on no resource outside
+    theirs, and never destruction of the backups. A ceiling (conditions stay in the role policies), compact
+    enough for IAM's 6,144-character limit on managed policies."""
     arns = Arns(config)
-    allows, seen = [], set()
+    scoped_actions, resources, star_actions = set(), set(), set()
     for role in roles(config):
         for stmt in role.policy["Statement"]:
-            body = json.dumps({k: v for k, v in stmt.items() if k != "Sid"}, sort_keys=True)
-            if body in seen:
-                continue
-            seen.add(body)
-            allows.append({**stmt, "Sid": f"{role.key.title().replace('-', '')}{stmt['Sid']}"})
+            if stmt["Resource"] == "*":
+                star_actions.update(stmt["Action"])
+            else:
+                scoped_actions.update(stmt["Action"])
+                resources.update(stmt["Resource"])
     buckets = [config.backup_bucket.name, config.replica_bucket.name]
-    deny = statement("DenyDestroyingBackups", [
-        "dynamodb:DeleteTable", "dynamodb:DeleteBackup", "dynamodb:PutResourcePolicy",
-        "dynamodb:DeleteResourcePolicy", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket",
-        "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketObjectLockConfiguration",
-        "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning",
-    ], arns.tables() + [arns.bucket(b) for b in buckets] + [f"{arns.bucket(b)}/*" for b in buckets],
-        effect="Deny")
-    return document(allows + [deny])
+    return document([
+        statement("BoundaryScopedActions", sorted(scoped_actions), sorted(resources)),
+        statement("BoundaryUnscopedActions", sorted(star_actions), "*"),
+        statement("DenyDestroyingBackups", [
+            "dynamodb:DeleteTable", "dynamodb:DeleteBackup", "dynamodb:PutResourcePolicy",
+            "dynamodb:DeleteResourcePolicy", "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket",
+            "s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutBucketObjectLockConfiguration",
+            "s3:PutLifecycleConfiguration", "s3:PutBucketVersioning",
+        ], arns.tables() + [arns.bucket(b) for b in buckets] + [f"{arns.bucket(b)}/*" for b in buckets],
+            effect="Deny"),
+    ])
 
 
 def render(config: Config) -> dict[str, dict[str, Any]]:
@@ -469,12 +477,10 @@ def statement_lines(doc: dict[str, Any]) -> list[str]:
     lines = []
     for stmt in doc["Statement"]:
         sid = stmt["Sid"]
-        base = next((sid[len(p):] for p in ("Nightly", "Backup", "Drill", "Audit", "AccessReview")
-                     if sid.startswith(p) and sid[len(p):] in WHY), sid)
         condition = f"; if {json.dumps(stmt['Condition'])}" if "Condition" in stmt else ""
         principal = f" to {json.dumps(stmt['Principal'])}" if "Principal" in stmt else ""
         lines.append(f"- **{sid}** ({stmt['Effect']}{principal} {_short(stmt['Action'])} on "
-                     f"{_short(stmt['Resource'])}{condition}): {WHY[base]}")
+                     f"{_short(stmt['Resource'])}{condition}): {WHY[sid]}")
     return lines
 
 
@@ -498,9 +504,9 @@ def readme(config: Config) -> str:
     for name, doc in bucket_policies(config).items():
         out += [f"## Bucket policy of `{name}` (`bucket-{name}.json`)", "", *statement_lines(doc), ""]
     out += [f"## Permissions boundary `{BOUNDARY_NAME}` (`boundary.json`)", "",
-            "Allows exactly the union of the role statements above (same Sids, prefixed with the role) and denies "
-            "destroying the protected tables and the backups:", "",
-            *[line for line in statement_lines(boundary_policy(config)) if "DenyDestroyingBackups" in line], "",
+            "A ceiling for every role: even a widened role policy cannot reach other actions or resources, nor "
+            "destroy the protected tables and the backups (conditions are enforced by the role policies).", "",
+            *statement_lines(boundary_policy(config)), "",
             "## Granted although the tests cannot use them (needed on real AWS only)", ""]
     out += [f"- `{key.replace('@', '` in **')}**: {why}" for key, why in REAL_AWS_ONLY.items()]
     return "\n".join(out) + "\n"
