@@ -10,7 +10,6 @@ export per table (ListExports) whose verification (XCom) found no problem.
 from __future__ import annotations
 
 import textwrap
-import time
 from datetime import datetime
 
 import pytest
@@ -121,24 +120,30 @@ def test_nightly_backup_end_to_end(topology, estate):
     assert all(state == "success" for state, _ in outcome["states"].values())
 
 
-class FaultWhileExporting:
-    """on_poll callback applying ``fault`` once while an export is deferred (IN_PROGRESS, in the triggerer):
-    preferably while another task is running on the worker too, at the latest 2 s after the first deferral."""
+class Faults:
+    """on_poll callback applying each ``(condition, fault)`` in turn, once, as soon as ``condition(states)``
+    holds for the run's task states (task_id -> state)."""
 
-    def __init__(self, fault):
-        self.fault = fault
-        self.first_deferral: float | None = None
-        self.injected_at: dict | None = None
+    def __init__(self, *steps):
+        self.steps = list(steps)
+        self.applied: list[dict] = []
 
     def __call__(self, run, tis):
-        states = {t["task_id"]: t["state"] for t in tis}
-        if self.injected_at is not None or not any(
-                state == "deferred" for task, state in states.items() if task.endswith(".export")):
-            return
-        self.first_deferral = self.first_deferral or time.monotonic()
-        if "running" in states.values() or time.monotonic() - self.first_deferral >= 2:
-            self.injected_at = states
-            self.fault()
+        if len(self.applied) < len(self.steps):
+            states = {t["task_id"]: t["state"] for t in tis}
+            condition, fault = self.steps[len(self.applied)]
+            if condition(states):
+                self.applied.append(states)
+                fault()
+
+
+def exports_in_progress(states) -> bool:
+    """An export task is deferred: its export is IN_PROGRESS and the triggerer polls it."""
+    return any(task.endswith(".export") and state == "deferred" for task, state in states.items())
+
+
+def task_running(states) -> bool:
+    return "running" in states.values()
 
 
 def test_nightly_survives_worker_sigkill(topology, estate):
@@ -148,15 +153,17 @@ def test_nightly_survives_worker_sigkill(topology, estate):
         assert not [p.pid for p in old if p.is_running()], "the old worker's processes survived SIGKILL"
         topology.start("worker")
 
-    fault = FaultWhileExporting(crash_worker)
-    run_nightly(topology, estate, nightly_date(2), during=fault)
-    assert fault.injected_at, "the worker was never killed while an export was in progress"
+    # First while the exports are IN_PROGRESS (deferred tasks must resume on the new worker), then while
+    # a task is running on the worker (it must be detected as lost and retried without a second export).
+    faults = Faults((exports_in_progress, crash_worker), (task_running, crash_worker))
+    run_nightly(topology, estate, nightly_date(2), during=faults)
+    assert len(faults.applied) == 2, f"faults applied: {faults.applied}"
 
 
 def test_nightly_survives_scheduler_crash_and_restart(topology, estate):
-    fault = FaultWhileExporting(lambda: topology.restart("scheduler"))
-    run_nightly(topology, estate, nightly_date(3), during=fault)
-    assert fault.injected_at, "the scheduler was never restarted while an export was in progress"
+    faults = Faults((exports_in_progress, lambda: topology.restart("scheduler")))
+    run_nightly(topology, estate, nightly_date(3), during=faults)
+    assert faults.applied, "the scheduler was never restarted while an export was in progress"
 
 
 def _tree(pid):
