@@ -210,3 +210,17 @@ def test_sweep_without_summary_uses_export_id_time(s3):
     assert report.ok and report.exports_checked == 1
     assert report.counts == {ol.EXPORT_TIME_GUESSED: 1}
     assert root in report.shown["note"][0].message
+
+
+def test_missing_and_unreadable_objects_are_counted_not_dropped(s3):
+    locked_bucket(s3)
+    s3.put_object(Bucket=BUCKET, Key="denied/x", Body=b"x")
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": f"arn:aws:s3:::{BUCKET}/denied/*"}]}))
+    required = POLICY.required_until(exported())
+    report = ol.scan(s3, BUCKET, [("gone/x", required), ("denied/x", required)], POLICY, ol.Report(BUCKET, POLICY))
+    assert report.objects_checked == 2
+    assert report.counts == {ol.MISSING: 1, ol.UNREADABLE: 1}
+    by_code = {f.code: f for f in report.shown["violation"]}
+    assert by_code[ol.MISSING].key == "gone/x" and by_code[ol.UNREADABLE].key == "denied/x"
+    assert "403" in by_code[ol.UNREADABLE].message
