@@ -43,7 +43,7 @@ WHY: dict[str, str] = {
     "ReadExports": "Reads manifests and data files and HEADs every object under the backup prefix (the sweep "
                    "re-checks every export still under retention); the retention and legal-hold reads make S3 return "
                    "the lock fields in HEAD.",
-    "CheckBackupBucket": "Checks that the backup bucket is versioned, has Object Lock and its bucket policy.",
+    "CheckBackupBucket": "Checks that the backup bucket is versioned and has Object Lock enabled.",
     "EnforceRetention": "Extends retention of export objects below the policy (enforce_retention only).",
     "ReadReplicationConfig": "Verify mode: checks that S3 replication covers the export prefix.",
     "PublishAlerts": "Publishes failure and finding notifications to the configured SNS topic.",
@@ -54,12 +54,10 @@ WHY: dict[str, str] = {
                     "replica drill).",
     "WriteReplicas": "Copies each export object into the replica bucket with its Object Lock retention, aborting a "
                      "failed multipart copy.",
-    "CheckReplicaBucket": "Checks that the replica bucket is versioned and has Object Lock; the access review reads "
-                          "its bucket policy.",
+    "ReadReplicaBucketPolicy": "Access review of the backup account: reads the replica bucket's policy.",
     "ReadSourceExports": "Reads the export objects in the source account as the source of the cross-account copy.",
     "ReviewBackupAccount": "Access review of the backup account: every principal and policy "
                            "(GetAccountAuthorizationDetails has no resource-level permission).",
-    "ReadManagedPolicies": "Access review: reads managed policies attached in the account being reviewed.",
     "ReplicaDrillTables": "Replica drills: imports the replica into a scratch table, tags, reads and describes it.",
     "ReplicaDrillDeleteScratch": "Replica drills: deletes a scratch table, only while it carries the drill tag.",
     "ReplicaDrillFindScratch": "The sweeper lists tables to find abandoned scratch tables (ListTables has no "
@@ -89,7 +87,6 @@ WHY: dict[str, str] = {
     "ReadTrailLogs": "Reads the log and digest files.",
     "CheckTrailBucket": "Trail health: versioning, Object Lock and lifecycle of the trail bucket.",
     "DecryptTrailLogs": "S3 decrypts SSE-KMS log files with the caller's kms:Decrypt permission.",
-    "ListAuditReports": "Lists the audit report folder.",
     "WriteAuditReports": "Writes and reads back the audit report parts and the interval's report.",
     # access review
     "ReviewSourceAccount": "Access review of the source account: every principal and policy "
@@ -121,12 +118,7 @@ REAL_AWS_ONLY: dict[str, str] = {
     "s3:AbortMultipartUpload@WriteExports": "DynamoDB cleans up failed multipart uploads of export files with the "
                                             "caller's permissions.",
     "s3:PutObjectAcl@WriteExports": "Listed by the DynamoDB export documentation as required on the destination.",
-    "s3:GetObjectRetention@ReadExports": "Without it S3 omits the Object Lock fields from HEAD responses.",
-    "s3:GetObjectLegalHold@ReadExports": "Without it S3 omits the legal-hold field from HEAD responses.",
-    "s3:GetObjectRetention@ReadReplicas": "Without it S3 omits the Object Lock fields from HEAD responses.",
-    "s3:GetObjectLegalHold@ReadReplicas": "Without it S3 omits the legal-hold field from HEAD responses.",
     "s3:AbortMultipartUpload@WriteReplicas": "Only a failed multipart copy is aborted; the tests' copies succeed.",
-    "s3:PutObjectRetention@WriteReplicas": "S3 requires it for a copy or upload that sets Object Lock headers.",
     "logs:CreateLogGroup@ImportLogs": _IMPORT_LOGS,
     "logs:CreateLogStream@ImportLogs": _IMPORT_LOGS,
     "logs:DescribeLogGroups@ImportLogGroups": _IMPORT_LOGS,
@@ -265,8 +257,8 @@ def nightly_policy(config: Config) -> dict[str, Any]:
                   _prefix_condition([arns.backup_prefix()])),
         statement("ReadExports", ["s3:GetObject", "s3:GetObjectRetention", "s3:GetObjectLegalHold"],
                   [arns.objects(bucket.name, arns.backup_prefix())]),
-        statement("CheckBackupBucket", ["s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration",
-                                        "s3:GetBucketPolicy"], [arns.bucket(bucket.name)]),
+        statement("CheckBackupBucket", ["s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration"],
+                  [arns.bucket(bucket.name)]),
     ]
     if bucket.enforce_retention:
         actions = ["s3:PutObjectRetention"] + (["s3:BypassGovernanceRetention"] if bucket.allow_governance else [])
@@ -279,11 +271,6 @@ def nightly_policy(config: Config) -> dict[str, Any]:
 
 def _review_statements(sid: str) -> list[dict[str, Any]]:
     return [statement(sid, ["iam:GetAccountAuthorizationDetails"], "*")]
-
-
-def _managed_policies(account: str) -> dict[str, Any]:
-    return statement("ReadManagedPolicies", ["iam:GetPolicy", "iam:GetPolicyVersion"],
-                     [f"arn:aws:iam::{account}:policy/*", "arn:aws:iam::aws:policy/*"])
 
 
 def backup_policy(config: Config) -> dict[str, Any]:
@@ -299,11 +286,9 @@ def backup_policy(config: Config) -> dict[str, Any]:
                   replica_objects),
         statement("WriteReplicas", ["s3:PutObject", "s3:PutObjectRetention", "s3:AbortMultipartUpload"],
                   replica_objects),
-        statement("CheckReplicaBucket", ["s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration",
-                                         "s3:GetBucketPolicy"], [arns.bucket(replica)]),
+        statement("ReadReplicaBucketPolicy", ["s3:GetBucketPolicy"], [arns.bucket(replica)]),
         statement("ReadSourceExports", ["s3:GetObject"], arns.export_objects(config.backup_bucket.name)),
         *_review_statements("ReviewBackupAccount"),
-        _managed_policies(account),
         statement("ReplicaDrillTables", SCRATCH_ACTIONS, [scratch, scratch + "/import/*"]),
         statement("ReplicaDrillDeleteScratch", ["dynamodb:DeleteTable"], [scratch],
                   {"Null": {f"aws:ResourceTag/{DRILL_TAG}": "false"}}),
@@ -354,8 +339,6 @@ def audit_policy(config: Config) -> dict[str, Any]:
     if audit.kms_key_arns:
         statements.append(statement("DecryptTrailLogs", ["kms:Decrypt"], list(audit.kms_key_arns)))
     statements += [
-        statement("ListAuditReports", ["s3:ListBucket"], [arns.bucket(config.reports_bucket.name)],
-                  _prefix_condition([reports])),
         statement("WriteAuditReports", ["s3:PutObject", "s3:GetObject"],
                   [arns.objects(config.reports_bucket.name, reports)]),
     ]
@@ -367,7 +350,6 @@ def access_review_policy(config: Config) -> dict[str, Any]:
     reports = arns.reports("access-review")
     return document([
         *_review_statements("ReviewSourceAccount"),
-        _managed_policies(config.accounts.source.account_id),
         statement("ReadTablePolicies", ["dynamodb:GetResourcePolicy"], arns.tables()),
         statement("ReadBackupBucketPolicy", ["s3:GetBucketPolicy"], [arns.bucket(config.backup_bucket.name)]),
         statement("ListAccessReports", ["s3:ListBucket"], [arns.bucket(config.reports_bucket.name)],

@@ -36,8 +36,9 @@ def _states(dag_run) -> dict[str, str]:
 
 def run_all(endpoint: str) -> dict[str, str]:
     """Run the nightly backup (exports, Object Lock, replica copy), the retention sweep, a drill from each
-    source, one hour of CloudTrail audit and the access review; each run's state and task states (or the
-    error that stopped it: a broken DAG leaves its role without calls, which the caller reports)."""
+    source (full and sample validation), one hour of CloudTrail audit and the access review, and publish one
+    notification; each run's state and task states (or the error that stopped it: a broken DAG leaves its
+    role without calls, which the caller reports)."""
     from tests.aws.audit_helpers import deliver, digest, event
 
     end = AUDIT_HOUR + timedelta(hours=1)
@@ -45,19 +46,39 @@ def run_all(endpoint: str) -> dict[str, str]:
     jobs = [("nightly", "dynamodb_nightly_backup.py", "dynamodb_nightly_backup", {}),
             ("sweep", "dynamodb_retention_sweep.py", "dynamodb_retention_sweep", {})]
     jobs += [(f"drill-{source}", "dynamodb_restore_drill.py", "dynamodb_restore_drill",
-              {"run_conf": {"table": "orders", "source": source, "validation": "full"}})
-             for source in ("export", "pitr", "replica")]
+              {"run_conf": {"table": "orders", "source": source, "validation": validation}})
+             for source, validation in (("export", "full"), ("pitr", "sample"), ("replica", "sample"))]
     jobs += [("audit", "cloudtrail_audit.py", "cloudtrail_audit", {"run_after": end, "logical_date": end}),
              ("access", "dynamodb_access_review.py", "dynamodb_access_review", {"logical_date": day, "run_after": day})]
     principal = "arn:aws:iam::111111111111:role/orders-service"
     deliver(endpoint, [event("PutItem", principal=principal, tableName="orders", n=1)],
             AUDIT_HOUR + timedelta(minutes=3))
     digest(endpoint, AUDIT_HOUR + timedelta(minutes=59))
-    results = {}
+    results, dag_runs = {}, {}
     for name, file, dag_id, kwargs in jobs:
         try:
-            run = _dag(file, dag_id).test(**kwargs)
+            dag_runs[name] = run = _dag(file, dag_id).test(**kwargs)
             results[name] = f"{run.state} {_states(run)}"
         except Exception as error:  # reported, and the role's missing calls fail the proof
             results[name] = f"error: {str(error)[:500]}"
+    results["replica-again"] = _replicate_again(dag_runs.get("nightly"))
+    from dynamoguard.config import load_config
+    from dynamoguard.notify import notify
+
+    results["notify"] = str(notify(load_config(), "dynamoguard: IAM proof", "A notification through the alerts topic."))
     return results
+
+
+def _replicate_again(nightly) -> str:
+    """The replica step once more for an export already copied: it compares the existing replicas (HEAD)."""
+    from dynamoguard.operators.replicas import ReplicaOperator
+
+    verified = [ti.xcom_pull(task_ids=ti.task_id) for ti in (nightly.get_task_instances() if nightly else [])
+                if ti.task_id == "orders.verify"]
+    if not verified or not verified[0]:
+        return "no verified export of orders"
+    try:
+        result = ReplicaOperator(task_id="replica_again", table="orders", export=verified[0]).execute({})
+        return f"ok {result.get('counts')}"
+    except Exception as error:
+        return f"error: {str(error)[:500]}"

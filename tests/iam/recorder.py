@@ -49,6 +49,9 @@ def _keep(value: Any) -> Any:
 class Recorder:
     calls: set[AwsCall] = field(default_factory=set)
     configs: dict[str, str] = field(default_factory=dict)  # digest -> config text
+    # (conn_id, table ARN) -> tags our code saw on it (ListTagsOfResource responses): the context of
+    # aws:ResourceTag conditions
+    tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     _seen: dict[tuple[str, int], str] = field(default_factory=dict)  # (path, mtime) -> digest
     _lock: threading.Lock = field(default_factory=threading.Lock)
     installed: bool = False
@@ -70,8 +73,19 @@ class Recorder:
                 self._seen[key] = digest
         return digest
 
+    def tags_handler(self, conn_id: str):
+        def after_call(parsed, model, context, **_):
+            arn = context.get("dynamoguard_resource_arn")
+            if model.name == "ListTagsOfResource" and arn and isinstance(parsed, dict):
+                with self._lock:
+                    self.tags.setdefault((conn_id, arn), {}).update(
+                        {t["Key"]: t["Value"] for t in parsed.get("Tags", [])})
+        return after_call
+
     def handler(self, conn_id: str):
-        def before_call(params, model, **_):
+        def before_call(params, model, context=None, **_):
+            if context is not None and "ResourceArn" in params:
+                context["dynamoguard_resource_arn"] = params["ResourceArn"]
             kept = {k: v for k, v in params.items() if k in _KEPT_PARAMS}
             if "RequestItems" in params:
                 kept["RequestItems"] = [(name, None) for name in params["RequestItems"]]
@@ -80,6 +94,9 @@ class Recorder:
             with self._lock:
                 self.calls.add(call)
         return before_call
+
+    def handlers(self, conn_id: str) -> dict:
+        return {"before-parameter-build": self.handler(conn_id), "after-call": self.tags_handler(conn_id)}
 
     def install(self) -> None:
         """Wrap AwsBaseHook's client factories (idempotent)."""
@@ -93,15 +110,15 @@ class Recorder:
 
         def get_client_type(hook, *args, **kwargs):
             client = original_client(hook, *args, **kwargs)
-            handler = recorder.handler(hook.aws_conn_id)
+            handlers = recorder.handlers(hook.aws_conn_id)
             if not hasattr(client, "meta"):  # aiobotocore (triggers): the client exists once the context is entered
-                return _AsyncClientContext(client, handler)
-            client.meta.events.register("before-parameter-build", handler)
+                return _AsyncClientContext(client, handlers)
+            _register(client, handlers)
             return client
 
         def get_resource_type(hook, *args, **kwargs):
             resource = original_resource(hook, *args, **kwargs)
-            resource.meta.client.meta.events.register("before-parameter-build", recorder.handler(hook.aws_conn_id))
+            _register(resource.meta.client, recorder.handlers(hook.aws_conn_id))
             return resource
 
         AwsBaseHook.get_client_type = get_client_type
@@ -109,16 +126,21 @@ class Recorder:
         self.installed = True
 
 
+def _register(client, handlers: dict) -> None:
+    for event, handler in handlers.items():
+        client.meta.events.register(event, handler)
+
+
 class _AsyncClientContext:
     """aiobotocore's client context, registering the handler on the client it opens."""
 
-    def __init__(self, context, handler):
+    def __init__(self, context, handlers):
         self._context = context
-        self._handler = handler
+        self._handlers = handlers
 
     async def __aenter__(self):
         client = await self._context.__aenter__()
-        client.meta.events.register("before-parameter-build", self._handler)
+        _register(client, self._handlers)
         return client
 
     async def __aexit__(self, *exc_info):

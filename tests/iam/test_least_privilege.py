@@ -26,7 +26,7 @@ from dynamoguard.access.evaluate import Principal, glob_match, is_allowed, state
 from dynamoguard.config import Config, load_config
 from tests.iam.actions import required_permissions
 from tests.iam.conftest import _config, _roles_of
-from tests.iam.recorder import AwsCall
+from tests.iam.recorder import RECORDER, AwsCall
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "include" / "dynamoguard.yaml"
@@ -36,9 +36,6 @@ PARLIAMENT_EXCEPTIONS = {
     ("ReadTablePolicies", "RESOURCE_MISMATCH"):
         "parliament's IAM definitions mark both stream* and table* as required for dynamodb:GetResourcePolicy; "
         "the Service Authorization Reference lists them as alternatives, and only table policies are read",
-    ("arn:aws:iam::aws:policy/*", "INVALID_ARN"):
-        "AWS managed policies are arn:aws:iam::aws:policy/<name> (IAM identifiers reference); parliament expects "
-        "a 12-digit account in every IAM ARN",
 }
 
 
@@ -54,14 +51,18 @@ def _request_context(call: AwsCall, calls: list[AwsCall]) -> dict[str, str | Non
     if call.service == "s3" and call.operation in ("ListObjectsV2", "ListObjects", "ListObjectVersions"):
         context["s3:prefix"] = call.param("Prefix")
     if call.service == "dynamodb" and call.operation == "DeleteTable":
-        # Tags of the table as our own TagResource calls left them (the cleanup refuses untagged tables).
-        name = call.param("TableName")
+        # The table's tags as our code set them (TagResource) or read them (ListTagsOfResource, which the
+        # cleanup and the sweeper check before deleting).
+        suffix = f":table/{call.param('TableName')}"
+        tags = {}
         for other in calls:
             if other.operation == "TagResource" and other.conn_id == call.conn_id and \
-                    str(other.param("ResourceArn")).endswith(f":table/{name}"):
-                for tag in other.param("Tags") or ():
-                    tag = dict(tag)
-                    context[f"aws:resourcetag/{tag['Key']}".lower()] = tag["Value"]
+                    str(other.param("ResourceArn")).endswith(suffix):
+                tags.update({dict(t)["Key"]: dict(t)["Value"] for t in other.param("Tags") or ()})
+        for (conn_id, arn), seen in RECORDER.tags.items():
+            if conn_id == call.conn_id and arn.endswith(suffix):
+                tags.update(seen)
+        context.update({f"aws:resourcetag/{key}".lower(): value for key, value in tags.items()})
     return context
 
 
