@@ -12,9 +12,11 @@ records. For the first 0.25 GB and for the full 1 GB (uncompressed) it runs, eac
   required-field checks, dispatch by (eventSource, eventName), every rule, findings, counts).
 
 The files are read from local disk through file objects, the same stream interface as an S3 body, so
-network time is left out of both. Each mode runs ``--repeat`` times, alternating; reported are the best
-MB/s (uncompressed) by wall clock and by the process's CPU time (steadier on a shared machine), and the
-highest peak RSS.
+network time is left out of both. With ``--s3`` the files are also uploaded to a local emulator and
+audited from S3 by :func:`dynamoguard.audit.reader.audit_objects` (32 concurrent GETs, one file
+decompressed and parsed at a time), as the DAG's ``audit_unit`` does. Each local mode runs ``--repeat``
+times, alternating; reported are the best MB/s (uncompressed) by wall clock and by the process's CPU
+time (steadier on a shared machine), and the highest peak RSS.
 """
 
 from __future__ import annotations
@@ -186,6 +188,13 @@ def measure(mode: str, paths: list[str]) -> dict:
     ctx = context_from_config(load_config(ROOT / "include" / "dynamoguard.yaml"))
     counts, findings, raw_bytes, records = Counts(), 0, 0, 0
     started, cpu_started = time.perf_counter(), time.process_time()
+    if mode == "s3":
+        from dynamoguard.audit.reader import audit_objects
+
+        result = audit_objects(_s3(os.environ["BENCH_S3_ENDPOINT"]), S3_BUCKET,
+                               [os.path.basename(p) for p in paths], ctx, max_workers=32)
+        counts, findings = result.counts, len(result.findings)
+        paths = []
     for path in paths:
         with open(path, "rb") as stream:
             if mode == "limit":
@@ -198,18 +207,62 @@ def measure(mode: str, paths: list[str]) -> dict:
                 counts.add(result.counts)
                 findings += len(result.findings)
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    if mode == "audit":
+    if mode != "limit":
         raw_bytes, records = counts.bytes_read, counts.records_read
     return {"mode": mode, "seconds": seconds, "cpu_seconds": cpu_seconds, "bytes": raw_bytes, "records": records,
             "findings": findings,
             "matched": counts.records_matched, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def run_child(mode: str, paths: list[Path]) -> dict:
+def run_child(mode: str, paths: list[Path], env: dict | None = None) -> dict:
     listing = "\n".join(str(p) for p in paths)
     out = subprocess.run([sys.executable, __file__, "--child", mode], input=listing, capture_output=True, text=True,
-                         check=True)
+                         check=True, env={**os.environ, **(env or {})})
     return json.loads(out.stdout)
+
+
+S3_BUCKET = "bench-cloudtrail"
+
+
+def _s3(endpoint: str):
+    from dynamoguard.aws import client_config
+    from include.localaws.seed import source_session
+
+    return source_session().client("s3", endpoint_url=endpoint, config=client_config(32))
+
+
+def s3_run(files: list[tuple[Path, int]], volumes: list[float]) -> None:
+    """The same files from the local emulator's S3 through ``audit_objects`` (32 concurrent GETs)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from include.localaws import process
+
+    port = process.free_port()
+    emulator = process.start(port, log_path="/tmp/bench-audit-localaws.log")
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        s3 = _s3(endpoint)
+        s3.create_bucket(Bucket=S3_BUCKET)
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda f: s3.put_object(Bucket=S3_BUCKET, Key=f[0].name, Body=f[0].read_bytes()), files))
+        for volume in volumes:
+            subset = _subset(files, volume)
+            r = run_child("s3", subset, {"BENCH_S3_ENDPOINT": endpoint})
+            mb = r["bytes"] / 1e6
+            print(f"{volume:>6.2f}GB {'s3':>6} {len(subset):>6} {r['records']:>9} {mb / r['seconds']:>7.1f} "
+                  f"{mb / r['cpu_seconds']:>7.1f} {r['peak_rss_mb']:>8.1f} {r['findings']:>8}")
+    finally:
+        process.stop(emulator)
+
+
+def _subset(files: list[tuple[Path, int]], volume: float) -> list[Path]:
+    subset, total = [], 0
+    for path, size in files:
+        if total >= volume * 1e9:
+            break
+        subset.append(path)
+        total += size
+    return subset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,7 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/dynamoguard-bench-audit"))
     parser.add_argument("--gb", type=float, default=1.0, help="uncompressed GB for the large run (default 1)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per mode and volume, best kept (default 2)")
-    parser.add_argument("--child", choices=["audit", "limit"], help=argparse.SUPPRESS)
+    parser.add_argument("--s3", action="store_true",
+                        help="also audit the files from the local emulator's S3 (concurrent GETs, bounded parsing)")
+    parser.add_argument("--skip-local", action="store_true", help="with --s3: only the S3 runs")
+    parser.add_argument("--child", choices=["audit", "limit", "s3"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.child, sys.stdin.read().split())))
@@ -228,13 +284,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(p.stat().st_size for p, _ in files) / 1e9:.3f} GB gzip, in {args.dir}")
     print(f"{'volume':>8} {'mode':>6} {'files':>6} {'records':>9} {'MB/s':>7} {'MB/cpu':>7} {'peak MB':>8} "
           f"{'findings':>8}")
-    for volume in (0.25, args.gb):
-        subset, total = [], 0
-        for path, size in files:
-            if total >= volume * 1e9:
-                break
-            subset.append(path)
-            total += size
+    for volume in () if args.skip_local else (0.25, args.gb):
+        subset = _subset(files, volume)
         runs: dict[str, list[dict]] = {"limit": [], "audit": []}
         for _ in range(args.repeat):  # alternate the modes so both see the same machine load
             for mode, done in runs.items():
@@ -251,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu = results["limit"]["cpu_seconds"] / results["audit"]["cpu_seconds"]
         print(f"{'':>8} audit at {wall:.0%} of the limit (wall clock), {cpu:.0%} (CPU time); "
               f"records matched {results['audit']['matched']}")
+    if args.s3:
+        s3_run(files, [0.25, args.gb])
     return 0
 
 

@@ -10,8 +10,8 @@ are still audited. Counts say what was listed, read and matched, so nothing is d
 
 from __future__ import annotations
 
-import threading
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -165,27 +165,37 @@ class _Bytes:
         return piece
 
 
-def audit_objects(s3, bucket: str, keys: list[str], ctx: Context, max_workers: int = 32,
-                  parse_slots: int = 2) -> LogResult:
-    """Audit the log objects ``keys`` of ``bucket``: GETs run ``max_workers`` at a time, decompressing and
-    parsing (which hold the GIL and most of the memory) ``parse_slots`` at a time, so memory stays bounded."""
-    total = LogResult()
-    slots = threading.Semaphore(parse_slots)
+def audit_objects(s3, bucket: str, keys: list[str], ctx: Context, max_workers: int = 32) -> LogResult:
+    """Audit the log objects ``keys`` of ``bucket``.
 
-    def one(key: str) -> LogResult:
+    Up to ``max_workers`` GETs run at once and at most twice that many compressed bodies wait in
+    memory; each file is decompressed, parsed and audited in the calling thread, one at a time (parsing
+    holds the GIL anyway), so memory stays near one file's worth whatever the number of files."""
+    total = LogResult()
+
+    def fetch(key: str) -> bytes | LogResult:
         try:
             with s3.get_object(Bucket=bucket, Key=key)["Body"] as body:
-                compressed = body.read()
+                return body.read()
         except (ClientError, BotoCoreError) as exc:  # vanished or unreadable after retries: say so, keep going
             failed = LogResult()
             failed.counts.files_listed = failed.counts.files_unreadable = 1
             failed.findings.append(unreadable(key, f"cannot fetch object ({exc})"))
             return failed
-        with slots:  # the decompressed file and its records exist only inside the slot
-            return audit_stream(_Bytes(compressed), key, ctx)
 
-    with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-        for result in pool.map(one, keys):
-            total.counts.add(result.counts)
-            total.findings.extend(result.findings)
+    def consume(key: str, future) -> None:
+        fetched = future.result()
+        result = fetched if isinstance(fetched, LogResult) else audit_stream(_Bytes(fetched), key, ctx)
+        total.counts.add(result.counts)
+        total.findings.extend(result.findings)
+
+    workers = max(1, max_workers)
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for key in keys:
+            pending.append((key, pool.submit(fetch, key)))
+            if len(pending) >= 2 * workers:
+                consume(*pending.popleft())
+        while pending:
+            consume(*pending.popleft())
     return total
