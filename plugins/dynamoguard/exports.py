@@ -35,7 +35,8 @@ SUMMARY_NAME = "manifest-summary.json"
 FILES_NAME = "manifest-files.json"
 STARTED_NAME = "_started"
 CHECKSUM_SUFFIXES = (".md5", ".checksum")
-CHUNK = 1024 * 1024
+CHUNK = 256 * 1024  # bytes read from S3 at a time, per data file
+INFLATE_MAX = 1024 * 1024  # bytes inflated at a time
 
 
 class ExportError(Exception):
@@ -576,21 +577,24 @@ class _FileScan:
 def count_json_lines(chunks: Iterator[bytes]) -> int:
     """Lines in a gzip stream of JSON Lines (concatenated gzip members allowed; empty input = 0 lines).
 
+    Inflates at most INFLATE_MAX bytes at a time, so memory stays bounded whatever the compression ratio.
     zlib.error if the stream is not gzip or ends inside a member.
     """
     lines, last = 0, b"\n"
     inflater, in_member = zlib.decompressobj(wbits=31), False
     for chunk in chunks:
-        while chunk:
+        data = chunk
+        while data:
             in_member = True
-            out = inflater.decompress(chunk)
+            out = inflater.decompress(data, INFLATE_MAX)
             if out:
                 lines += out.count(b"\n")
                 last = out[-1:]
-            if not inflater.eof:
-                break
-            chunk = inflater.unused_data
-            inflater, in_member = zlib.decompressobj(wbits=31), False
+            if inflater.eof:
+                data = inflater.unused_data
+                inflater, in_member = zlib.decompressobj(wbits=31), False
+            else:
+                data = inflater.unconsumed_tail
     if in_member:
         raise zlib.error("truncated gzip stream")
     return lines + (0 if last == b"\n" else 1)

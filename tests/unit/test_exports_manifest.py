@@ -115,6 +115,9 @@ def test_count_json_lines_streams_gzip():
     assert count_json_lines(_chunks(gzip.compress(lines) + gzip.compress(lines))) == 2000  # two members
     assert count_json_lines(iter([])) == 0  # empty partition: empty object
     assert count_json_lines(iter([gzip.compress(b"")])) == 0
+    # highly compressible input inflating to far more than one inflate step, in one chunk
+    big = b'{"Item":{"pk":{"S":"same"}}}\n' * 300_000
+    assert count_json_lines(iter([gzip.compress(big) + gzip.compress(lines)])) == 301_000
     with pytest.raises(zlib.error):
         count_json_lines(_chunks(gzip.compress(lines)[:-20]))
     with pytest.raises(zlib.error):
