@@ -32,7 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
+import orjson  # noqa: E402
 import psutil  # noqa: E402
+from botocore.config import Config  # noqa: E402
 
 from dynamoguard import drills  # noqa: E402
 from dynamoguard.aws import client_config  # noqa: E402
@@ -129,20 +131,69 @@ def plain_scan(ddb, segments: int) -> int:
         return sum(pool.map(run, range(segments)))
 
 
+def client_only(items: int, page_items: int = 1500) -> dict:
+    """The client's share of the work, without any server: the same Scan response pages (DynamoDB's wire
+    JSON, generated page by page) parsed by botocore as a plain scan does, versus what validation does per
+    page (wire JSON + digest) plus per export line (gunzip + JSON + digest). Single thread, CPU-bound."""
+    import botocore.session
+    from botocore.parsers import create_parser
+
+    model = botocore.session.get_session().get_service_model("dynamodb").operation_model("Scan")
+    parser = create_parser("json")
+    key_names = ("customer_id", "order_id")
+
+    def pages():
+        for start in range(0, items, page_items):
+            wire = [export_json(order_item(i)) for i in range(start, min(items, start + page_items))]
+            yield json.dumps({"Items": wire, "Count": len(wire), "ScannedCount": len(wire)}).encode(), wire
+
+    out = {}
+    for name in ("plain", "validate"):
+        buckets = drills.DigestBuckets(drills.bucket_count(items))
+        spent = 0.0
+        with PeakRss() as mem:
+            for body, wire in pages():
+                gz = gzip.compress(b"".join(json.dumps({"Item": w}).encode() + b"\n" for w in wire), 1)
+                cpu = time.process_time()
+                if name == "plain":
+                    parser.parse({"body": body, "headers": {}, "status_code": 200}, model.output_shape)
+                else:
+                    response = {"body": body, "status_code": 200}
+                    custom: dict = {}
+                    drills._keep_wire_items(response, custom)
+                    parser.parse({**response, "headers": {}}, model.output_shape)
+                    buckets.add(drills._digest_batch(custom["WireItems"], key_names, buckets, None, None))
+                    lines = (orjson.loads(line)["Item"] for line in gzip.decompress(gz).splitlines())
+                    buckets.add(drills._digest_batch(lines, key_names, buckets, None, None))
+                spent += time.process_time() - cpu
+        out[name] = (items / spent, mem.growth_mib)
+        print(f"client-only {name:9s} {items} items {items / spent:9.0f} items/s (CPU) "
+              f"peak RSS +{mem.growth_mib:.0f} MiB", flush=True)
+    return {"client_only_plain_items_per_cpu_s": round(out["plain"][0]),
+            "client_only_validate_items_per_cpu_s": round(out["validate"][0]),
+            "client_only_ratio": round(out["validate"][0] / out["plain"][0], 3),
+            "client_only_validate_peak_rss_mib": round(out["validate"][1], 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=200_000)
     parser.add_argument("--segments", type=int, default=8)
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="alternating plain/validate rounds; best is kept")
+    parser.add_argument("--client-only", action="store_true", help="only the client's CPU share, no emulator")
     args = parser.parse_args(argv)
+    if args.client_only:
+        print(json.dumps({"items": args.items, **client_only(args.items)}))
+        return 0
 
     port = emulator.free_port()
     proc = emulator.start(port, log_path=os.devnull)
     try:
         endpoint = f"http://127.0.0.1:{port}"
         session = source_session()
-        cfg = client_config(max(32, args.segments + 8))
+        # The emulator serialises a 1 MB Scan page slowly on a busy machine: allow it minutes, not 60 s.
+        cfg = client_config(max(32, args.segments + 8)).merge(Config(read_timeout=900))
         ddb = session.client("dynamodb", endpoint_url=endpoint, config=cfg)
         s3 = session.client("s3", endpoint_url=endpoint, config=cfg)
         s3.create_bucket(Bucket=BUCKET)
