@@ -405,7 +405,8 @@ def iter_keys(s3, bucket: str, prefix: str, page_size: int = 1000, prefetch_page
     """Every key under ``prefix``, paged with list_objects_v2.
 
     A background thread fetches up to ``prefetch_pages`` pages ahead so that listing overlaps the
-    HEADs; at most that many pages are held at once, whatever the size of the listing.
+    HEADs; at most ``prefetch_pages + 2`` pages (queued, being consumed, waiting to be queued) are held
+    at once, whatever the size of the listing.
     """
     pages: queue.Queue = queue.Queue(maxsize=prefetch_pages)
     stop = threading.Event()
