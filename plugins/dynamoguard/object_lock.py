@@ -52,6 +52,7 @@ TOO_SHORT = "retention_too_short"
 MISSING = "object_missing"
 NO_OBJECTS = "export_empty"
 UNREADABLE = "unreadable"
+NOT_EXTENDED = "retention_not_extended"
 LEGAL_HOLD = "legal_hold"
 EXPORT_TIME_GUESSED = "export_time_from_export_id"
 OUTSIDE_EXPORT = "outside_export"
@@ -470,7 +471,7 @@ def _extend(s3, bucket: str, state: ObjectLockState, retention: dict[str, Any],
     try:
         s3.put_object_retention(**kwargs)
     except ClientError as error:
-        return Finding(UNREADABLE, f"{state.key}: could not extend retention ({_error_code(error)}: {error})",
+        return Finding(NOT_EXTENDED, f"{state.key}: could not extend retention ({_error_code(error)}: {error})",
                        key=state.key, version_id=state.version_id)
     return Change(state.key, state.version_id, state.mode, state.retain_until,
                   retention["Mode"], retention["RetainUntilDate"])
