@@ -193,8 +193,8 @@ class Arns:
     def tables(self, suffix: str = "") -> list[str]:
         return [self.table(t.name) + suffix for t in self.config.tables]
 
-    def scratch(self, account: str | None = None, suffix: str = "") -> str:
-        return self.table(f"{self.config.drills.scratch_prefix}*", account) + suffix
+    def scratch(self, account: str | None = None) -> str:
+        return self.table(f"{self.config.drills.scratch_prefix}*", account)
 
     @staticmethod
     def bucket(name: str) -> str:
@@ -204,17 +204,16 @@ class Arns:
     def objects(bucket: str, prefix: str) -> str:
         return f"arn:aws:s3:::{bucket}/{prefix}*"
 
-    def export_prefixes(self) -> list[str]:
-        """Key prefixes of the protected tables' exports (``<prefix>/<table>/``)."""
-        base = f"{self.config.backup_bucket.prefix}/" if self.config.backup_bucket.prefix else ""
-        return [f"{base}{t.name}/" for t in self.config.tables]
-
-    def export_objects(self, bucket: str) -> list[str]:
-        return [self.objects(bucket, p) for p in self.export_prefixes()]
-
     def backup_prefix(self) -> str:
         """The whole backup prefix (the retention sweep re-checks every export under it)."""
         return f"{self.config.backup_bucket.prefix}/" if self.config.backup_bucket.prefix else ""
+
+    def export_prefixes(self) -> list[str]:
+        """Key prefixes of the protected tables' exports (``<prefix>/<table>/``)."""
+        return [f"{self.backup_prefix()}{t.name}/" for t in self.config.tables]
+
+    def export_objects(self, bucket: str) -> list[str]:
+        return [self.objects(bucket, p) for p in self.export_prefixes()]
 
     def reports(self, folder: str) -> str:
         prefix = self.config.reports_bucket.prefix.strip("/")
