@@ -154,3 +154,30 @@ def test_sweep_task_removes_expired_scratch_tables_in_both_accounts(seeded, airf
     assert sorted((r["account"], r["table"], r["deleted"]) for r in swept) == [
         ("backup", f"{PREFIX}inventory-crashed", True), ("source", f"{PREFIX}inventory-crashed", True)]
     assert scratch_tables(seeded) == [] and scratch_tables(seeded, "backup") == []
+
+
+def test_failed_import_fails_the_drill_with_aws_message_and_cleans_up(seeded, airflow_db, config_file, monkeypatch):
+    import dataclasses
+
+    from dynamoguard import drills as logic
+
+    export(seeded, "inventory")
+    original = logic.start_import
+
+    def import_a_corrupt_file(ddb, export_ref, creation, token, bucket_owner=None):
+        bad = export_ref.data_prefix.replace("/data/", "/corrupt-data/")
+        seeded.client("s3").put_object(Bucket=export_ref.bucket, Key=bad + "part.json.gz", Body=b"not gzip")
+        return original(ddb, dataclasses.replace(export_ref, data_prefix=bad), creation, token, bucket_owner)
+
+    monkeypatch.setattr(logic, "start_import", import_a_corrupt_file)
+    state, tasks = run({"table": "inventory", "source": "export", "validation": "sample"})
+    assert state == "failed"
+    assert [s for s, _, _ in tasks["restore"]] == ["failed"]
+    records = seeded.client("s3").list_objects_v2(Bucket=REPORTS, Prefix="reports/drills/inventory/")["Contents"]
+    record = json.loads(seeded.client("s3").get_object(Bucket=REPORTS, Key=records[-1]["Key"])["Body"].read())
+    assert record["result"] == "failed" and record["restore"]["ImportStatus"] == "FAILED"
+    problem = record["problems"][0]
+    assert problem.startswith("restore: import arn:aws:dynamodb:") and " FAILED: " in problem
+    (cleanup_state, cleanup, _), = tasks["cleanup"]
+    assert cleanup_state == "success"
+    assert scratch_tables(seeded) == []
