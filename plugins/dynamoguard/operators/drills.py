@@ -169,7 +169,6 @@ class DrillRestoreOperator(BaseOperator):
                                                       drills.parse_time(drill["restore_point"]))["TableArn"]
             except ddb.exceptions.TableAlreadyExistsException:
                 table_arn = self._adopt(config, ddb, drill)
-            drills.tag_table(ddb, table_arn, tags)
             import_arn = None
         else:
             _, s3 = _clients(config, drill)
@@ -179,10 +178,10 @@ class DrillRestoreOperator(BaseOperator):
                                               drills.client_token(drill["run_id"], drill["scratch_table"]))
             import_arn, table_arn = description["ImportArn"], description["TableArn"]
             self.log.info("import %s started into %s", import_arn, table_arn)
-            try:  # DynamoDB may refuse tags while the import creates the table; tagged again once it is done
-                drills.tag_table(ddb, table_arn, tags, timeout=10)
-            except ClientError as error:
-                self.log.warning("tagging %s deferred until the import finishes: %s", table_arn, error)
+        try:  # DynamoDB may refuse tags while it creates the table; tagged again once the table is ready
+            drills.tag_table(ddb, table_arn, tags, timeout=10)
+        except ClientError as error:
+            self.log.warning("tagging %s deferred until the restore finishes: %s", table_arn, error)
         restore = {"started_at": drills.iso(started), "table_arn": table_arn, "import_arn": import_arn}
         trigger = (ImportCompletedTrigger(import_arn=import_arn, restore=restore, **waits) if import_arn
                    else TableActiveTrigger(table_name=drill["scratch_table"], restore=restore, **waits))
@@ -215,13 +214,16 @@ class DrillRestoreOperator(BaseOperator):
         finished = drills.utcnow()
         restore["finished_at"] = drills.iso(finished)
         restore["rto_seconds"] = round((finished - drills.parse_time(started_at)).total_seconds(), 3)
+        tags = drills.drill_tags(drill["run_id"], drill["table"], drills.parse_time(drill["expires_at"]))
         if failure:
+            try:  # the table (if a failed restore left one) came from this task's own request: let cleanup find it
+                drills.tag_table(ddb, table_arn, tags, timeout=10)
+            except ClientError as error:
+                self.log.info("not tagging %s: %s", table_arn, error)
             write_record(config, drills.drill_record(drill=drill, restore=restore, validation=None,
                                                      failure=f"restore: {failure}"))
             raise drills.DrillError(f"restore of {drill['table']} into {drill['scratch_table']} failed: {failure}")
-        if import_arn:
-            drills.tag_table(ddb, table_arn, drills.drill_tags(drill["run_id"], drill["table"],
-                                                               drills.parse_time(drill["expires_at"])))
+        drills.tag_table(ddb, table_arn, tags)
         return restore
 
 
