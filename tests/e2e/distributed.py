@@ -329,6 +329,12 @@ class Topology:
             keys = [k for k in client.scan_iter(match=f"*{self.queue}*")]
             if keys:
                 client.delete(*keys)
+            # Messages a SIGKILLed worker had fetched stay in kombu's shared "unacked" hash: drop ours.
+            for tag, raw in client.hscan_iter("unacked"):
+                message, _exchange, routing_key = json.loads(raw)
+                if routing_key == self.queue:
+                    client.hdel("unacked", tag)
+                    client.zrem("unacked_index", tag)
         finally:
             client.close()
 
