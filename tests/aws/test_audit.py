@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from audit_helpers import deliver, digest, event
 
 from dynamoguard.audit import discovery, run
 from dynamoguard.audit.findings import count_by_severity
 from dynamoguard.config import load_config
+from tests.aws.audit_helpers import deliver, digest, event
 
 pytestmark = pytest.mark.aws
 

@@ -6,7 +6,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from audit_helpers import deliver, digest, event
+
+from tests.aws.audit_helpers import deliver, digest, event
 
 pytestmark = [pytest.mark.aws, pytest.mark.airflow]
 

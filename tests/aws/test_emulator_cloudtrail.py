@@ -9,9 +9,10 @@ import urllib.error
 from datetime import datetime, timezone
 
 import pytest
-from audit_helpers import TRAIL, deliver, digest, event
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
+
+from tests.aws.audit_helpers import TRAIL, deliver, digest, event
 
 pytestmark = pytest.mark.aws
 

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
-from test_replicas import (
+
+from dynamoguard.notify import TaskFailureSnsNotifier
+from dynamoguard.operators.replicas import ReplicaOperator
+from include.localaws.connections import _aws_connection
+from tests.aws.test_replicas import (
     EXPORT_TIME,
     PREFIX,
     REPLICA,
@@ -19,10 +23,6 @@ from test_replicas import (
     replication_delay,
     slow_replication,  # noqa: F401 - fixture
 )
-
-from dynamoguard.notify import TaskFailureSnsNotifier
-from dynamoguard.operators.replicas import ReplicaOperator
-from include.localaws.connections import _aws_connection
 
 pytestmark = pytest.mark.aws
 
