@@ -80,6 +80,7 @@ def stored_record(localaws, table: str, scratch: str) -> dict:
     ("export", "full", "orders", 250),
     ("pitr", "sample", "customers", 10),
     ("replica", "full", "inventory", 60),
+    ("replica", "sample", "customers", 10),
 ])
 def test_drill_from_each_source_passes_and_cleans_up(seeded, airflow_db, config_file, source, validation, table,
                                                      items):
