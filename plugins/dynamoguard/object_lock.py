@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from dynamoguard.concurrency import bounded_map, prefetch
 
 log = logging.getLogger(__name__)
 
@@ -405,46 +404,14 @@ def iter_keys(s3, bucket: str, prefix: str, page_size: int = 1000, prefetch_page
               expected_owner: str | None = None) -> Iterator[str]:
     """Every key under ``prefix``, paged with list_objects_v2.
 
-    A background thread fetches up to ``prefetch_pages`` pages ahead so that listing overlaps the
-    HEADs; at most ``prefetch_pages + 2`` pages (queued, being consumed, waiting to be queued) are held
-    at once, whatever the size of the listing.
+    A background thread lists up to ``prefetch_pages`` pages ahead so that listing overlaps the HEADs;
+    memory is bounded by that read-ahead, whatever the size of the listing.
     """
-    pages: queue.Queue = queue.Queue(maxsize=prefetch_pages)
-    stop = threading.Event()
-    done = object()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                pages.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            paginator = s3.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size},
-                                           **_owner(expected_owner)):
-                if not put([obj["Key"] for obj in page.get("Contents", ())]):
-                    return
-            put(done)
-        except BaseException as error:  # handed to the consumer, raised there
-            put(error)
-
-    thread = threading.Thread(target=produce, name=f"list-{bucket}", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = pages.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
-    finally:
-        stop.set()
+    paginator = s3.get_paginator("list_objects_v2")
+    pages = paginator.paginate(Bucket=bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size},
+                               **_owner(expected_owner))
+    keys = (obj["Key"] for page in pages for obj in page.get("Contents", ()))
+    return prefetch(keys, size=prefetch_pages * page_size, name=f"list-{bucket}")
 
 
 def _head(s3, bucket: str, key: str, expected_owner: str | None) -> ObjectLockState | Finding:
@@ -508,40 +475,19 @@ def scan(s3, bucket: str, items: Iterable[tuple[str, datetime]], policy: LockPol
     if pool_size < max_concurrency:
         log.warning("S3 client pool has %s connections for %s threads; raise max_pool_connections",
                     pool_size, max_concurrency)
-    results: queue.SimpleQueue = queue.SimpleQueue()
-    slots = threading.Semaphore(2 * max_concurrency)
 
-    def work(key: str, required_until: datetime) -> None:
+    def work(key: str, required_until: datetime) -> tuple[list[Finding], Change | None]:
         try:
-            results.put(_check_one(s3, bucket, key, required_until, policy, enforce, expected_owner))
+            return _check_one(s3, bucket, key, required_until, policy, enforce, expected_owner)
         except Exception as error:  # never lose an object: an unexpected error is a finding
-            results.put(([Finding(UNREADABLE, f"{key}: check failed ({type(error).__name__}: {error})", key=key)],
-                         None))
-        finally:
-            slots.release()
+            return [Finding(UNREADABLE, f"{key}: check failed ({type(error).__name__}: {error})", key=key)], None
 
-    def collect(findings: list[Finding], change: Change | None) -> None:
+    for findings, change in bounded_map(work, items, max_concurrency, thread_name_prefix="object-lock"):
         report.objects_checked += 1
         for finding in findings:
             report.add(finding)
         if change is not None:
             report.add_change(change)
-
-    submitted = received = 0
-    with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="object-lock") as pool:
-        for key, required_until in items:
-            slots.acquire()
-            pool.submit(work, key, required_until)
-            submitted += 1
-            while True:
-                try:
-                    collect(*results.get_nowait())
-                except queue.Empty:
-                    break
-                received += 1
-        while received < submitted:
-            collect(*results.get())
-            received += 1
     return report
 
 

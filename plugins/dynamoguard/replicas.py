@@ -32,19 +32,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import itertools
 import logging
 import math
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from botocore.exceptions import ClientError
+
+from dynamoguard.concurrency import bounded_map, prefetch
 
 log = logging.getLogger(__name__)
 
@@ -400,56 +398,6 @@ class Replicator:
                 log.warning("%s: %s %s", outcome, key, detail)
             result.add(outcome, key, detail)
         return result
-
-
-_END = object()
-
-
-def prefetch(items: Iterator[Any], size: int = 2000) -> Iterator[Any]:
-    """``items``, produced on a background thread at most ``size`` ahead, so that the next listing page is
-    fetched while the objects of the current one are being checked. Errors are re-raised here."""
-    buffer: queue.Queue = queue.Queue(maxsize=size)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_END)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer
-            put(error)
-
-    thread = threading.Thread(target=produce, daemon=True, name="replica-listing")
-    thread.start()
-    try:
-        while (item := buffer.get()) is not _END:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-
-
-def bounded_map(fn: Callable[..., Any], items: Iterable[tuple], workers: int) -> Iterator[Any]:
-    """``fn(*item)`` for each item on ``workers`` threads, at most ``2 * workers`` in flight (results unordered)."""
-    items = iter(items)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        running: set[Future] = {pool.submit(fn, *item) for item in itertools.islice(items, 2 * workers)}
-        while running:
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
-            running |= {pool.submit(fn, *item) for item in itertools.islice(items, len(done))}
 
 
 def _rule_prefix(rule: dict[str, Any]) -> tuple[str, bool]:
