@@ -1,9 +1,13 @@
-"""Deferred wait for a DynamoDB export, run by the triggerer (no worker slot held while DynamoDB works).
+"""Deferred waits run by the triggerer (no worker slot held while DynamoDB works).
 
-Built on the amazon provider's ``AwsBaseWaiterTrigger`` and its ``export_table`` waiter
+The export wait is built on the amazon provider's ``AwsBaseWaiterTrigger`` and its ``export_table`` waiter
 (DescribeExport: COMPLETED succeeds, FAILED fails, IN_PROGRESS retries). The base trigger polls at a
 fixed delay for a fixed number of attempts; this one backs off (x1.5 per poll, up to 4x the first
 delay) and stops at an absolute deadline, so a restarted triggerer does not extend the timeout.
+
+A restore drill waits for an ImportTable until COMPLETED (the provider's ``import_table`` waiter;
+FAILED, CANCELLING and CANCELLED are terminal) and for a restored table until ACTIVE (botocore's
+``table_exists`` waiter); ``restore`` (what the task knew when it deferred) comes back in the event.
 """
 
 from __future__ import annotations
@@ -23,7 +27,15 @@ BACKOFF = 1.5
 MAX_DELAY_FACTOR = 4
 
 
-class DynamoDBExportTrigger(AwsBaseWaiterTrigger):
+class DynamoDBWaiterTrigger(AwsBaseWaiterTrigger):
+    """A waiter trigger on a DynamoDB *client* hook (the provider's DynamoDBHook is a resource hook,
+    which the async path cannot use)."""
+
+    def hook(self) -> AwsBaseHook:
+        return AwsBaseHook(client_type="dynamodb", **self._hook_parameters)
+
+
+class DynamoDBExportTrigger(DynamoDBWaiterTrigger):
     """Wait until the export ``export_arn`` is COMPLETED or FAILED, or ``deadline`` (epoch seconds) passes.
 
     Emits ``{"status": "success" | "failed" | "timeout" | "error", "export_arn", "export_status",
@@ -51,9 +63,6 @@ class DynamoDBExportTrigger(AwsBaseWaiterTrigger):
         )
         self.export_arn = export_arn
         self.deadline = deadline
-
-    def hook(self) -> AwsBaseHook:
-        return AwsBaseHook(client_type="dynamodb", **self._hook_parameters)
 
     def _event(self, status: str, statuses: list[str], description: dict[str, Any] | None = None,
                message: str = "") -> TriggerEvent:
@@ -104,3 +113,48 @@ class DynamoDBExportTrigger(AwsBaseWaiterTrigger):
                     return
                 await asyncio.sleep(min(delay, remaining))
                 delay = min(delay * BACKOFF, self.waiter_delay * MAX_DELAY_FACTOR)
+
+
+class ImportCompletedTrigger(DynamoDBWaiterTrigger):
+    """Fires when the import ``import_arn`` is COMPLETED (success) or FAILED/CANCELLED (error with AWS's reason)."""
+
+    def __init__(self, *, import_arn: str, restore: dict, waiter_delay: int = 30, waiter_max_attempts: int = 720,
+                 aws_conn_id: str | None = "aws_default", region_name: str | None = None, **kwargs):
+        super().__init__(
+            serialized_fields={"import_arn": import_arn, "restore": restore},
+            waiter_name="import_table",
+            waiter_args={"ImportArn": import_arn},
+            failure_message=f"DynamoDB import {import_arn} did not complete",
+            status_message="import status",
+            status_queries=["ImportTableDescription.ImportStatus", "ImportTableDescription.FailureCode",
+                            "ImportTableDescription.FailureMessage"],
+            return_key="restore",
+            return_value=restore,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            **kwargs,
+        )
+
+
+class TableActiveTrigger(DynamoDBWaiterTrigger):
+    """Fires when the table ``table_name`` is ACTIVE (a point-in-time restore has finished)."""
+
+    def __init__(self, *, table_name: str, restore: dict, waiter_delay: int = 30, waiter_max_attempts: int = 720,
+                 aws_conn_id: str | None = "aws_default", region_name: str | None = None, **kwargs):
+        super().__init__(
+            serialized_fields={"table_name": table_name, "restore": restore},
+            waiter_name="table_exists",
+            waiter_args={"TableName": table_name},
+            failure_message=f"table {table_name} did not become ACTIVE",
+            status_message="table status",
+            status_queries=["Table.TableStatus"],
+            return_key="restore",
+            return_value=restore,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            **kwargs,
+        )

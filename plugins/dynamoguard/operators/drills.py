@@ -152,7 +152,7 @@ class DrillRestoreOperator(BaseOperator):
         self.drill = drill
 
     def execute(self, context) -> dict[str, Any]:
-        from dynamoguard.drill_triggers import ImportCompletedTrigger, TableActiveTrigger
+        from dynamoguard.triggers import ImportCompletedTrigger, TableActiveTrigger
 
         config = load_config()
         drill = self.drill
