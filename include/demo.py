@@ -128,5 +128,7 @@ def _interrupt(*_) -> None:
 
 
 if __name__ == "__main__":
+    # Ctrl-C stops the demo even when started from a shell that ignores SIGINT in background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(main())
