@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 import pytest
 
 from dynamoguard.exports import export_folder, iso_ms, verify_export
+from tests.fixtures import real_export as real
 
 pytestmark = pytest.mark.aws
 
@@ -27,23 +28,6 @@ EXPORT_ARN = TABLE_ARN + "/export/01764208800000-1a2b3c4d"
 EXPORT_TIME = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 PREFIX = "exports/orders/2026-11-27"
 
-REAL_SUMMARY = (
-    b'{"version":"2020-06-30","exportArn":"arn:aws:dynamodb:sa-east-1:326717626617:table/livros_por_ler/export/'
-    b'01668227450456-b6733290","startTime":"2022-11-12T04:30:50.456Z","endTime":"2022-11-12T04:34:56.208Z",'
-    b'"tableArn":"arn:aws:dynamodb:sa-east-1:326717626617:table/livros_por_ler","tableId":'
-    b'"659732b0-5ce6-4e60-a804-f224014bdef3","exportTime":"2022-11-12T04:30:50.456Z","s3Bucket":"outroslivros",'
-    b'"s3Prefix":null,"s3SseAlgorithm":"AES256","s3SseKmsKeyId":null,"manifestFilesS3Key":'
-    b'"AWSDynamoDB/01668227450456-b6733290/manifest-files.json","billedSizeBytes":0,"itemCount":6,'
-    b'"outputFormat":"DYNAMODB_JSON"}'
-)
-REAL_FILES = (
-    b'{"itemCount":6,"md5Checksum":"EV+2HwdmZ3AyD9j+Yxd+Mg==","etag":"a88f6b426e940985d4ef97076c8f40f6-1",'
-    b'"dataFileS3Key":"AWSDynamoDB/01668227450456-b6733290/data/enpvklgbwq7gta42yshirxd6ea.json.gz"}\n'
-)
-REAL_ARN = "arn:aws:dynamodb:sa-east-1:326717626617:table/livros_por_ler/export/01668227450456-b6733290"
-REAL_TABLE = "arn:aws:dynamodb:sa-east-1:326717626617:table/livros_por_ler"
-REAL_TIME = datetime(2022, 11, 12, 4, 30, 50, 456000, tzinfo=UTC)
-REAL_DATA_KEY = "AWSDynamoDB/01668227450456-b6733290/data/enpvklgbwq7gta42yshirxd6ea.json.gz"
 
 
 def b64_md5(data: bytes) -> str:
@@ -148,15 +132,15 @@ def test_real_aws_sample_manifests_verify_and_the_unknown_data_file_is_flagged(l
     s3.create_bucket(Bucket="outroslivros")
     folder = "AWSDynamoDB/01668227450456-b6733290/"
     s3.put_object(Bucket="outroslivros", Key=folder + "_started", Body=b"")
-    s3.put_object(Bucket="outroslivros", Key=folder + "manifest-summary.json", Body=REAL_SUMMARY)
+    s3.put_object(Bucket="outroslivros", Key=folder + "manifest-summary.json", Body=real.SUMMARY)
     s3.put_object(Bucket="outroslivros", Key=folder + "manifest-summary.md5", Body=b"iLBzJYa4HPixvLRk02MXZw==")
-    s3.put_object(Bucket="outroslivros", Key=folder + "manifest-files.json", Body=REAL_FILES)
+    s3.put_object(Bucket="outroslivros", Key=folder + "manifest-files.json", Body=real.FILES)
     s3.put_object(Bucket="outroslivros", Key=folder + "manifest-files.md5", Body=b"eF9XArdBefG4NFSVs2U2ow==")
-    put_single_part_multipart(s3, "outroslivros", REAL_DATA_KEY, gzip.compress(items(6)))
+    put_single_part_multipart(s3, "outroslivros", real.DATA_KEY, gzip.compress(items(6)))
 
-    result = verify_export(s3, "outroslivros", REAL_ARN, REAL_TABLE, REAL_TIME, None)
+    result = verify_export(s3, "outroslivros", real.EXPORT_ARN, real.TABLE_ARN, real.EXPORT_TIME, None)
     assert codes(result) == ["etag_mismatch", "md5_mismatch"]
-    assert [p.key for p in result.problems] == [REAL_DATA_KEY, REAL_DATA_KEY]
+    assert [p.key for p in result.problems] == [real.DATA_KEY, real.DATA_KEY]
     assert result.checks_passed == ["manifest_summary", "manifest_summary_checksum", "summary_matches_request",
                                     "manifest_files", "manifest_files_checksum", "data_files_present",
                                     "item_counts", "no_unexpected_files"]

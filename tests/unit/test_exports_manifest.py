@@ -25,24 +25,8 @@ from dynamoguard.exports import (
     iso_ms,
     parse_manifest_files,
 )
+from tests.fixtures.real_export import EXPORT_ARN, FILES, FILES_MD5, SUMMARY, SUMMARY_MD5
 
-# Verbatim from a real export (sabuat/db-dynamo-aws), see the reference notes, section 2.
-SUMMARY = (
-    b'{"version":"2020-06-30","exportArn":"arn:aws:dynamodb:sa-east-1:326717626617:table/livros_por_ler/export/'
-    b'01668227450456-b6733290","startTime":"2022-11-12T04:30:50.456Z","endTime":"2022-11-12T04:34:56.208Z",'
-    b'"tableArn":"arn:aws:dynamodb:sa-east-1:326717626617:table/livros_por_ler","tableId":'
-    b'"659732b0-5ce6-4e60-a804-f224014bdef3","exportTime":"2022-11-12T04:30:50.456Z","s3Bucket":"outroslivros",'
-    b'"s3Prefix":null,"s3SseAlgorithm":"AES256","s3SseKmsKeyId":null,"manifestFilesS3Key":'
-    b'"AWSDynamoDB/01668227450456-b6733290/manifest-files.json","billedSizeBytes":0,"itemCount":6,'
-    b'"outputFormat":"DYNAMODB_JSON"}'
-)
-FILES = (
-    b'{"itemCount":6,"md5Checksum":"EV+2HwdmZ3AyD9j+Yxd+Mg==","etag":"a88f6b426e940985d4ef97076c8f40f6-1",'
-    b'"dataFileS3Key":"AWSDynamoDB/01668227450456-b6733290/data/enpvklgbwq7gta42yshirxd6ea.json.gz"}\n'
-)
-FILES_MD5 = "eF9XArdBefG4NFSVs2U2ow=="
-SUMMARY_MD5 = "iLBzJYa4HPixvLRk02MXZw=="
-EXPORT_ARN = "arn:aws:dynamodb:sa-east-1:326717626617:table/livros_por_ler/export/01668227450456-b6733290"
 UTC = timezone.utc
 
 
