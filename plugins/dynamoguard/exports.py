@@ -25,6 +25,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.concurrency import bounded_map
+
 log = logging.getLogger(__name__)
 
 EXPORT_ARN = re.compile(
@@ -209,6 +211,9 @@ def client_token(table_arn: str, export_time: datetime, bucket: str, prefix: str
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+DESCRIBE_WORKERS = 8
+
+
 def list_exports(ddb, table_arn: str) -> Iterator[dict[str, Any]]:
     """Every ExportSummary DynamoDB lists for the table (ListExports has no boto3 paginator)."""
     kwargs: dict[str, Any] = {"TableArn": table_arn, "MaxResults": 25}
@@ -224,13 +229,17 @@ def describe_export(ddb, export_arn: str) -> dict[str, Any]:
     return ddb.describe_export(ExportArn=export_arn)["ExportDescription"]
 
 
-def matching_exports(ddb, table_arn: str, export_time: datetime, bucket: str, prefix: str) -> list[dict[str, Any]]:
-    """Descriptions of this table's exports for the same export time, bucket and prefix (any status)."""
+def matching_exports(ddb, table_arn: str, export_time: datetime, bucket: str, prefix: str,
+                     workers: int = DESCRIBE_WORKERS) -> list[dict[str, Any]]:
+    """Descriptions of this table's exports for the same export time, bucket and prefix (any status).
+
+    ListExports gives no export time, so every full export listed (up to 90 days of them) is described,
+    ``workers`` at a time.
+    """
+    full_exports = ((summary["ExportArn"],) for summary in list_exports(ddb, table_arn)
+                    if summary.get("ExportType", "FULL_EXPORT") == "FULL_EXPORT")
     matches = []
-    for summary in list_exports(ddb, table_arn):
-        if summary.get("ExportType", "FULL_EXPORT") != "FULL_EXPORT":
-            continue
-        description = describe_export(ddb, summary["ExportArn"])
+    for description in bounded_map(lambda arn: describe_export(ddb, arn), full_exports, workers):
         when = description.get("ExportTime")
         if (
             when is not None
