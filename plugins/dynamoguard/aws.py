@@ -14,6 +14,14 @@ from botocore.config import Config
 DEFAULT_POOL_SIZE = 32
 
 
+def error_code(error: BaseException) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``NoSuchKey``, ``AccessDenied``, ``404`` ...), else ''."""
+    response = getattr(error, "response", None)
+    if not isinstance(response, dict):
+        return ""
+    return str(response.get("Error", {}).get("Code", ""))
+
+
 def client_config(max_pool_connections: int = DEFAULT_POOL_SIZE) -> Config:
     """botocore settings for concurrent work: a pool as large as our thread pools, adaptive retries
     so that throttling (503 SlowDown, ThrottlingException) is backed off rather than failed."""
