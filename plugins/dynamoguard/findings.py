@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from dynamoguard.timeutil import iso, parse_time
+
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 ALERT_SEVERITIES = frozenset({"critical", "high"})
 _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -38,14 +40,6 @@ def severity_rank(severity: str) -> int:
         return _RANK[severity]
     except KeyError:
         raise ValueError(f"unknown severity {severity!r}; expected one of {SEVERITIES}") from None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 @dataclass(frozen=True)
@@ -136,7 +130,7 @@ def merge(previous: Iterable[Mapping[str, Any]], current: Iterable[Finding], run
 
     Resolved findings older than :data:`RESOLVED_KEPT` are dropped.
     """
-    stamp = _iso(now)
+    stamp = iso(now)
     before = {f["id"]: dict(f) for f in previous}
     changes = Changes()
     merged: dict[str, dict[str, Any]] = {}
@@ -162,7 +156,7 @@ def merge(previous: Iterable[Mapping[str, Any]], current: Iterable[Finding], run
             old.update(status="resolved", resolved_at=stamp, resolved_by=run.to_dict())
             changes.resolved.append(old)
             merged[finding_id] = old
-        elif old.get("resolved_at") and _parse(old["resolved_at"]) >= oldest_kept:
+        elif old.get("resolved_at") and parse_time(old["resolved_at"]) >= oldest_kept:
             merged[finding_id] = old
     ordered = sorted(merged.values(), key=lambda f: (f["status"] != "open", severity_rank(f["severity"]), f["id"]))
     return ordered, changes
@@ -227,7 +221,7 @@ class FindingsStore:
                 history = [p for p in history if p.get("at") != at] + [dict(history_point)]
                 history.sort(key=lambda p: str(p.get("at")))
                 history = history[-HISTORY_POINTS:]
-            body = {"job": job, "scope": scope, "updated": _iso(now), "run": run.to_dict(), "findings": merged,
+            body = {"job": job, "scope": scope, "updated": iso(now), "run": run.to_dict(), "findings": merged,
                     "summary": dict(summary) if summary is not None else state.get("summary", {}),
                     "history": history}
             condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
