@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # PostgreSQL (127.0.0.1:5432, user postgres, trust auth) and Redis (127.0.0.1:6379) for the distributed
-# tests: left alone when they already answer, otherwise installed (apt-get) if missing and started.
+# tests, and Chromium for the browser tests: left alone when they already answer, otherwise installed (apt-get) if missing and started.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -11,6 +11,8 @@ wait_for() { for _ in $(seq 60); do "$1" && return 0; sleep 0.5; done; echo "$2 
 packages=()
 pg_up || compgen -G "/etc/postgresql/*/main" >/dev/null || packages+=(postgresql)
 redis_up || command -v redis-server >/dev/null || packages+=(redis-server redis-tools)
+# Headless Chromium for the browser tests of the posture page (Playwright drives the system browser).
+[ -x /usr/bin/chromium ] || packages+=(chromium fonts-dejavu-core)
 if [ ${#packages[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${packages[@]}" >/dev/null
@@ -33,4 +35,4 @@ if ! redis_up; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log
   wait_for redis_up Redis
 fi
-echo "PostgreSQL and Redis are up"
+echo "PostgreSQL, Redis and Chromium are ready"
