@@ -171,6 +171,9 @@ class Audit(_Strict):
     min_log_retention_days: int = Field(365, ge=1)  # trail-bucket lifecycle must not expire logs sooner
     max_concurrency: int = Field(32, ge=1, le=512)  # concurrent S3 reads per audit unit
     settle_minutes: int = Field(5, ge=0, le=120)  # wait after the interval ends for its last log files to land
+    min_pitr_recovery_days: int = Field(35, ge=1, le=35)  # a protected table's PITR period cut below this is a finding
+    max_reads_per_hour: int = Field(1000, ge=1)  # reads of a table by an unlisted principal in an hour above: high
+    max_top_findings: int = Field(20, ge=1, le=200)  # findings named in the XCom summary and the alert
 
     _bucket = field_validator("trail_bucket")(_bucket_name)
 

@@ -27,15 +27,17 @@ CTX = Context(
     trail_names=frozenset({"example-trail", "sample-cloudtrail-name", "stratus-red-team-ct-stop-trail-buykxbqejv",
                            "stratus-red-team-cloudtraild-trail-kvrwohmiai",
                            "stratus-red-team-ctes-trail-khlvciwdor"}),
+    bucket_retention_days={"sample-cloudtrail-bucket-name": 365},  # a trail bucket keeping logs a year
 )
 
+DROPS_SELECTORS = ("trail-selectors-drop-events", "critical")  # management events turned off
 EXPECTED = {
-    "stratus-red-team__cloudtrail.amazonaws.com__StopLogging__1.json": ("trail-stopped", "high"),
-    "stratus-red-team__cloudtrail.amazonaws.com__DeleteTrail__1.json": ("trail-stopped", "high"),
-    "stratus-red-team__cloudtrail.amazonaws.com__PutEventSelectors__1.json": ("trail-selectors-drop-events", "high"),
-    "panther-analysis__cloudtrail.amazonaws.com__StopLogging__1.json": ("trail-stopped", "high"),
-    "panther-analysis__cloudtrail.amazonaws.com__DeleteTrail__1.json": ("trail-stopped", "high"),
-    "panther-analysis__cloudtrail.amazonaws.com__PutEventSelectors__1.json": ("trail-selectors-drop-events", "high"),
+    "stratus-red-team__cloudtrail.amazonaws.com__StopLogging__1.json": ("trail-stopped", "critical"),
+    "stratus-red-team__cloudtrail.amazonaws.com__DeleteTrail__1.json": ("trail-stopped", "critical"),
+    "stratus-red-team__cloudtrail.amazonaws.com__PutEventSelectors__1.json": DROPS_SELECTORS,
+    "panther-analysis__cloudtrail.amazonaws.com__StopLogging__1.json": ("trail-stopped", "critical"),
+    "panther-analysis__cloudtrail.amazonaws.com__DeleteTrail__1.json": ("trail-stopped", "critical"),
+    "panther-analysis__cloudtrail.amazonaws.com__PutEventSelectors__1.json": DROPS_SELECTORS,
     "panther-analysis__kms.amazonaws.com__DisableKey__1.json": ("kms-key-loss", "medium"),
     "panther-analysis__kms.amazonaws.com__ScheduleKeyDeletion__1.json": ("kms-key-loss", "medium"),
     "panther-analysis__s3.amazonaws.com__DeleteObject__1.json": ("s3-object-deleted", "medium"),
@@ -47,7 +49,7 @@ EXPECTED = {
     "panther-analysis__s3.amazonaws.com__PutBucketLifecycle__1.json": ("s3-lifecycle-changed", "high"),
     "panther-analysis__s3.amazonaws.com__PutBucketPolicy__1.json": ("s3-bucket-policy-changed", "high"),
     "panther-analysis__s3.amazonaws.com__PutBucketPolicy__2.json": ("s3-bucket-policy-changed", "medium"),
-    "panther-analysis__s3.amazonaws.com__DeleteBucket__1.json": ("s3-bucket-deleted", "high"),
+    "panther-analysis__s3.amazonaws.com__DeleteBucket__1.json": ("s3-bucket-deleted", "critical"),
 }
 # Records lacking a required field (the Panther GetObject test event has no eventID).
 INCOMPLETE = {"panther-analysis__s3.amazonaws.com__GetObject__1.json"}
@@ -81,7 +83,7 @@ def test_failed_stop_logging_is_not_a_finding_but_a_denied_one_is():
     assert result.findings == []
     record["errorCode"] = "AccessDenied"
     audit_records([record], "k", CTX, result)
-    assert [(f.rule, f.severity, f.outcome) for f in result.findings] == [("trail-stopped", "medium", "denied")]
+    assert [(f.rule, f.severity, f.outcome) for f in result.findings] == [("trail-stopped", "high", "denied")]
 
 
 def test_every_expected_fixture_exists():
@@ -98,6 +100,6 @@ def test_real_log_files_read_end_to_end(path):
     expected_records = {"333333333333": 1, "222222222222": 20}[path.name[:12]]
     assert result.counts.to_dict() == {
         "files_listed": 1, "files_read": 1, "files_unreadable": 0, "records_read": expected_records,
-        "records_matched": 0, "records_invalid": 0, "bytes_read": result.counts.bytes_read}
+        "records_matched": 0, "records_invalid": 0, "records_parsed": 0, "bytes_read": result.counts.bytes_read}
     assert result.counts.bytes_read > 1000
     assert result.findings == []

@@ -32,8 +32,9 @@ def _audit(data: bytes, key: str = "AWSLogs/x.json.gz"):
 def test_good_file_counts_and_findings():
     result = _audit(_log(GOOD))
     assert result.counts.files_read == 1 and result.counts.records_read == 2
-    assert result.counts.records_matched == 1  # GetItem has no rule
-    assert [f.rule for f in result.findings] == ["ddb-delete-table"]
+    assert result.counts.records_matched == 2
+    assert result.counts.records_parsed == 2  # mallory's GetItem may match the read rule: parsed
+    assert [f.rule for f in result.all_findings(CTX)] == ["ddb-delete-table", "ddb-read-not-allowed"]
     assert result.findings[0].log_key == "AWSLogs/x.json.gz"
 
 

@@ -1,11 +1,16 @@
-"""The finding record every part of the audit produces, and the severity scale."""
+"""The finding record every part of the audit produces, and the severity scale.
+
+One scale for every job: ``critical`` (a protected table or backup destroyed, the trail blinded),
+``high``, ``medium``, ``low``, ``info``. ``critical`` and ``high`` alert.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SEVERITIES = ("high", "medium", "low", "info")
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+ALERT_SEVERITIES = frozenset({"critical", "high"})
 _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 # Error codes meaning "the caller was not allowed": a blocked attempt is still worth a (lower) finding.
@@ -13,6 +18,19 @@ DENIED_CODES = frozenset({
     "AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Client.UnauthorizedOperation",
     "UnauthorizedAccess", "Forbidden",
 })
+
+# Failures DynamoDB returns only after authorising the call (API reference, "Common errors" and each
+# operation's errors): the caller holds the permission even though nothing changed.
+AUTHORISED_FAILURES = frozenset({
+    "ConditionalCheckFailedException", "TransactionCanceledException", "TransactionConflictException",
+    "ItemCollectionSizeLimitExceededException", "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded", "DuplicateItemException",
+})
+
+# Copies of a call seen on a VPC endpoint (CloudTrail user guide, "Logging network activity events"):
+# not the call itself, which has its own record.
+NETWORK_CATEGORY = "NetworkActivity"
+NETWORK_EVENT_TYPE = "AwsVpceEvent"
 
 
 def lower(severity: str) -> str:
@@ -24,14 +42,22 @@ def rank(severity: str) -> int:
     return _RANK[severity]
 
 
+def alerts(severity: str) -> bool:
+    return severity in ALERT_SEVERITIES
+
+
 @dataclass(frozen=True)
 class Finding:
-    """One problem: a suspicious event, a trail-health gap, an integrity failure or an unreadable log."""
+    """One problem: a suspicious event, a trail-health gap, an integrity failure or an unreadable log.
+
+    ``table`` is the protected table concerned (None when not table-specific); ``principal`` the IAM
+    identity behind the call (the role for an assumed-role session)."""
 
     severity: str
     rule: str
     title: str
     resource: str = ""
+    table: str | None = None
     event_time: str | None = None
     event_name: str | None = None
     principal: str | None = None
@@ -51,8 +77,13 @@ class Finding:
         return asdict(self)
 
     def sort_key(self) -> tuple:
-        return (_RANK[self.severity], self.rule, self.event_time or "", self.event_id or "",
-                self.log_key or "", self.resource)
+        return sort_key(self.to_dict())
+
+
+def sort_key(finding: dict) -> tuple:
+    """Most severe first, then stable by rule, time, event, log and resource."""
+    return (_RANK[finding["severity"]], finding["rule"], finding.get("event_time") or "",
+            finding.get("event_id") or "", finding.get("log_key") or "", finding.get("resource") or "")
 
 
 def count_by_severity(findings) -> dict[str, int]:
@@ -61,3 +92,9 @@ def count_by_severity(findings) -> dict[str, int]:
         severity = finding["severity"] if isinstance(finding, dict) else finding.severity
         counts[severity] += 1
     return counts
+
+
+def headline(finding: dict) -> dict[str, Any]:
+    """What the UI and the alert show of a finding: rule, severity, table, principal, object."""
+    return {key: finding.get(key) for key in ("severity", "rule", "title", "table", "principal", "resource",
+                                             "event_time", "event_name", "outcome")}

@@ -1,11 +1,15 @@
-"""Stream CloudTrail log files, parse them with orjson and send each record to its rules.
+"""Stream CloudTrail log files and send each record to the rules for its ``(eventSource, eventName)``.
 
-A log file is a gzip of one JSON object ``{"Records": [...]}``. Each file is decompressed in
-1 MiB chunks through zlib (from an S3 body or a local file), parsed once with orjson, and every
-record goes only to the rules registered for its ``(eventSource, eventName)``. A file that cannot
-be read (truncated gzip, trailing garbage, bad JSON, no ``Records`` list) and records missing
-required fields become ``unreadable-log`` findings naming the object; the other files and records
-are still audited. Counts say what was listed, read and matched, so nothing is dropped silently.
+A log file is a gzip of one JSON object ``{"Records": [...]}``. Each file is decompressed in 1 MiB
+chunks through zlib (from an S3 body or a local file). The fast path (:mod:`dynamoguard.audit.screen`)
+then reads only each record's head and parses in full, with orjson, the records a rule may match; the
+plain path (``fast=False``) parses every record. Both give the same findings. A file that cannot be
+read (truncated gzip, trailing garbage, bad JSON, no ``Records`` list) and records missing required
+fields become ``unreadable-log`` findings naming the object; the other files and records are still
+audited. Counts say what was listed, read, matched and parsed, so nothing is dropped silently.
+
+Findings of ``grouped`` rules (reads of a protected table by a principal not allowed) are one per
+principal, table and outcome per audit unit, with a count; above ``max_reads_per_hour`` they are high.
 """
 
 from __future__ import annotations
@@ -14,14 +18,18 @@ import zlib
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dynamoguard.audit.findings import Finding
-from dynamoguard.audit.rules import REGISTRY, Context, evaluate
+from dynamoguard.audit import screen
+from dynamoguard.audit.context import Context
+from dynamoguard.audit.findings import Finding, lower, rank
+from dynamoguard.audit.records import is_network_copy
+from dynamoguard.audit.registry import REGISTRY, evaluate
+from dynamoguard.audit.rules import RULES
 
 CHUNK = 1 << 20
 REQUIRED_FIELDS = frozenset({"eventSource", "eventName", "eventTime", "eventID"})
@@ -83,6 +91,7 @@ class Counts:
     records_read: int = 0
     records_matched: int = 0
     records_invalid: int = 0
+    records_parsed: int = 0
     bytes_read: int = 0
 
     def add(self, other: Counts) -> None:
@@ -93,10 +102,64 @@ class Counts:
         return dict(self.__dict__)
 
 
+GROUPED = frozenset(r.id for r in RULES if r.grouped)
+
+
 @dataclass
 class LogResult:
     counts: Counts = field(default_factory=Counts)
     findings: list[Finding] = field(default_factory=list)
+    groups: dict[tuple, list] = field(default_factory=dict)  # grouped findings: key -> [first, count, names, last]
+
+    def add(self, found: list[Finding]) -> None:
+        for finding in found:
+            if finding.rule not in GROUPED:
+                self.findings.append(finding)
+                continue
+            key = (finding.rule, finding.principal, finding.table, finding.outcome, finding.account, finding.region)
+            group = self.groups.get(key)
+            if group is None:
+                self.groups[key] = [finding, 1, {finding.event_name: 1}, finding.event_time]
+                continue
+            names = group[2]
+            group[0] = _keep_worst(finding, group[0])
+            group[1] += 1
+            names[finding.event_name] = names.get(finding.event_name, 0) + 1
+            group[3] = max(group[3] or "", finding.event_time or "") or None
+
+    def merge(self, other: LogResult) -> None:
+        self.counts.add(other.counts)
+        self.findings.extend(other.findings)
+        for key, (first, count, names, last) in other.groups.items():
+            group = self.groups.get(key)
+            if group is None:
+                self.groups[key] = [first, count, dict(names), last]
+                continue
+            group[0] = _keep_worst(first, group[0])
+            group[1] += count
+            for name, n in names.items():
+                group[2][name] = group[2].get(name, 0) + n
+            group[3] = max(group[3] or "", last or "") or None
+
+    def all_findings(self, ctx: Context) -> list[Finding]:
+        """The findings, grouped ones as one per group with its count (high above ``max_reads_per_hour``)."""
+        out = list(self.findings)
+        for first, count, names, last in self.groups.values():
+            severity = first.severity
+            if count > ctx.max_reads_per_hour:
+                volume = "high" if first.outcome != "denied" else lower("high")
+                severity = volume if rank(volume) < rank(severity) else severity
+            out.append(replace(first, severity=severity, detail={
+                **first.detail, "count": count, "event_names": dict(sorted(names.items())),
+                "last_event_time": last, "max_per_hour": ctx.max_reads_per_hour}))
+        return out
+
+
+def _keep_worst(a: Finding, b: Finding) -> Finding:
+    """Of two findings of one group, the more severe; the earlier at equal severity."""
+    key_a = (rank(a.severity), a.event_time or "", a.event_id or "")
+    key_b = (rank(b.severity), b.event_time or "", b.event_id or "")
+    return a if key_a <= key_b else b
 
 
 def unreadable(key: str, reason: str, **detail) -> Finding:
@@ -123,31 +186,102 @@ def audit_records(records: list, key: str, ctx: Context, result: LogResult, regi
             continue
         if rules:
             matched += 1
-            result.findings.extend(evaluate(record, rules, ctx, key))
+            result.add(evaluate(record, rules, ctx, key))
     counts.records_read += len(records)
+    counts.records_parsed += len(records)
     counts.records_matched += matched
     counts.records_invalid += bad
+    _report_invalid(key, result, bad, bad_first)
+
+
+def _report_invalid(key: str, result: LogResult, bad: int, bad_first: int | None) -> None:
     if bad:
         result.findings.append(unreadable(
             key, f"{bad} record(s) missing {sorted(REQUIRED_FIELDS)} or not objects",
             first_bad_record=bad_first, bad_records=bad))
 
 
-def audit_stream(stream: BinaryIO, key: str, ctx: Context, registry=REGISTRY) -> LogResult:
+def audit_screened(data: bytes | bytearray, key: str, ctx: Context, result: LogResult, registry=REGISTRY) -> bool:
+    """The fast path over a decompressed log file: False (nothing recorded) if the file is not a well-formed
+    log, which the plain path then reports."""
+    if not data.isascii():
+        try:
+            bytes(data).decode("utf-8")  # msgspec skips the strings it does not decode; orjson would reject
+        except UnicodeDecodeError:
+            return False
+    try:
+        raws = screen.split_records(data).Records
+    except screen.HEAD_ERRORS:
+        return False
+    lookup, screens = registry.get, screen.screens_by_key(registry)
+    decode_head, loads = screen.decode_head, orjson.loads
+    local = LogResult()
+    bad_first, bad = None, 0
+    matched = parsed = 0
+    for index, raw in enumerate(raws):
+        try:
+            head = decode_head(raw)
+            complete = head.complete()
+        except screen.HEAD_ERRORS:
+            complete = False
+        if complete:
+            pair = (head.eventSource, head.eventName)
+            rules = lookup(pair)
+            if not rules:
+                continue
+            matched += 1
+            if head.eventCategory == "NetworkActivity" or head.eventType == "AwsVpceEvent":
+                continue
+            checks = screens.get(pair)
+            if checks is not None and not any(check(head, ctx) for check in checks):
+                continue
+        try:
+            record = loads(raw)
+        except orjson.JSONDecodeError:
+            return False
+        parsed += 1
+        try:
+            if not record.keys() >= REQUIRED_FIELDS:
+                raise TypeError
+            rules = lookup((record["eventSource"], record["eventName"]))
+        except (AttributeError, TypeError):
+            bad += 1
+            if bad_first is None:
+                bad_first = index
+            continue
+        if not complete and rules:
+            matched += 1
+        if rules and not is_network_copy(record):
+            local.add(evaluate(record, rules, ctx, key))
+    local.counts.records_read = len(raws)
+    local.counts.records_matched = matched
+    local.counts.records_parsed = parsed
+    local.counts.records_invalid = bad
+    _report_invalid(key, local, bad, bad_first)
+    result.merge(local)
+    return True
+
+
+def audit_stream(stream: BinaryIO, key: str, ctx: Context, registry=REGISTRY, fast: bool = True) -> LogResult:
     """Audit one log file read from ``stream`` (an S3 body or a local file)."""
     result = LogResult()
     result.counts.files_listed = 1
     try:
         data = gunzip_stream(stream)
-        records = parse_records(data)
     except UnreadableLog as exc:
         result.counts.files_unreadable = 1
         result.findings.append(unreadable(key, str(exc)))
         return result
+    if not (fast and audit_screened(data, key, ctx, result, registry)):
+        try:
+            records = parse_records(data)
+        except UnreadableLog as exc:
+            result.counts.files_unreadable = 1
+            result.findings.append(unreadable(key, str(exc)))
+            return result
+        audit_records(records, key, ctx, result, registry)
     result.counts.files_read = 1
     result.counts.bytes_read = len(data)
-    del data
-    audit_records(records, key, ctx, result, registry)
     return result
 
 
@@ -165,7 +299,8 @@ class _Bytes:
         return piece
 
 
-def audit_objects(s3, bucket: str, keys: list[str], ctx: Context, max_workers: int = 32) -> LogResult:
+def audit_objects(s3, bucket: str, keys: list[str], ctx: Context, max_workers: int = 32,
+                  fast: bool = True) -> LogResult:
     """Audit the log objects ``keys`` of ``bucket``.
 
     Up to ``max_workers`` GETs run at once and at most twice that many compressed bodies wait in
@@ -185,9 +320,8 @@ def audit_objects(s3, bucket: str, keys: list[str], ctx: Context, max_workers: i
 
     def consume(key: str, future) -> None:
         fetched = future.result()
-        result = fetched if isinstance(fetched, LogResult) else audit_stream(_Bytes(fetched), key, ctx)
-        total.counts.add(result.counts)
-        total.findings.extend(result.findings)
+        result = fetched if isinstance(fetched, LogResult) else audit_stream(_Bytes(fetched), key, ctx, fast=fast)
+        total.merge(result)
 
     workers = max(1, max_workers)
     pending: deque = deque()

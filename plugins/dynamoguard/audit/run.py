@@ -10,12 +10,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from dynamoguard.audit import discovery, report
+from dynamoguard.audit.context import Context, context_from_config
 from dynamoguard.audit.discovery import Unit
 from dynamoguard.audit.findings import Finding, count_by_severity
 from dynamoguard.audit.health import trail_health
 from dynamoguard.audit.integrity import DigestValidator
 from dynamoguard.audit.reader import audit_objects
-from dynamoguard.audit.rules import Context, context_from_config
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def audit_unit(config, unit: Unit, start: datetime, end: datetime, logs_s3, repo
 
     logs, strange = discovery.discover_logs(logs_s3, bucket, base, unit)
     result = audit_objects(logs_s3, bucket, [o["Key"] for o in logs], ctx, max_workers=workers)
-    findings: list[Finding] = list(result.findings)
+    findings: list[Finding] = result.all_findings(ctx)
     findings.extend(Finding(severity="low", rule="unexpected-object", title="Object under the log prefix is not a "
                             "CloudTrail log file", resource=f"s3://{bucket}/{key}", log_key=key,
                             account=unit.account, region=unit.region) for key in strange)
