@@ -1,15 +1,19 @@
-"""Benchmark the CloudTrail log audit against the speed limit of just decompressing and parsing the logs.
+"""Benchmark the CloudTrail log audit against gunzip alone and against parsing every record.
 
-    .venv/bin/python benchmarks/bench_audit.py [--dir /tmp/dynamoguard-bench-audit] [--gb 1.0]
+    .venv/bin/python benchmarks/bench_audit.py [--dir DIR] [--gb 1.0] [--mix default|ddb-half]
 
-Generates (once, then reuses) realistic CloudTrail log files on local disk: gzip of
+Generates (once per mix, then reuses) realistic CloudTrail log files on local disk: gzip of
 ``{"Records": [...]}``, ~2,000 records (~2.5 MB uncompressed) per file, a mix of DynamoDB and S3 data
 events, KMS, STS, EC2/SSM/IAM management events and a few attacks, with the fields and nesting of real
-records. For the first 0.25 GB and for the full 1 GB (uncompressed) it runs, each in a fresh process:
+records (``--mix ddb-half``: half the records are DynamoDB data events instead of 40%). For the first
+0.25 GB and for the full volume (uncompressed) it runs, each in a fresh process:
 
-* ``limit``: ``orjson.loads(zlib.decompress(file, wbits=31))`` per file (one-shot gunzip), nothing else;
-* ``audit``: :func:`dynamoguard.audit.reader.audit_stream` per file (chunked zlib streaming, orjson,
-  required-field checks, dispatch by (eventSource, eventName), every rule, findings, counts).
+* ``gunzip``: ``zlib.decompress(file, wbits=31)`` per file, nothing else (the floor);
+* ``parse``: gunzip + ``orjson.loads`` of every file, nothing else;
+* ``full``: :func:`dynamoguard.audit.reader.audit_stream` with ``fast=False``: every record parsed with
+  orjson, field checks, dispatch by (eventSource, eventName), every rule, findings, counts;
+* ``audit``: the same with the fast path (record heads read with msgspec, only records a rule may match
+  parsed), which is what the DAG runs. Its findings must equal ``full``'s; the script checks it.
 
 The files are read from local disk through file objects, the same stream interface as an S3 body, so
 network time is left out of both. With ``--s3`` the files are also uploaded to a local emulator and
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import random
@@ -70,8 +75,13 @@ def _uuid(rng: random.Random) -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _record(rng: random.Random, moment: datetime) -> dict:
+MIXES = {"default": 0.40, "ddb-half": 0.50}  # share of DynamoDB data events
+
+
+def _record(rng: random.Random, moment: datetime, ddb_share: float = 0.40) -> dict:
     roll = rng.random()
+    # Map the roll so that [0, ddb_share) are DynamoDB data events and the other kinds keep their proportions.
+    roll = roll * 0.40 / ddb_share if roll < ddb_share else 0.40 + (roll - ddb_share) * 0.60 / (1 - ddb_share)
     table = rng.choice(TABLES)
     role = rng.choice(ROLES)
     if roll < 0.40:  # the tables' own services, and now and then someone else
@@ -149,7 +159,7 @@ def _record(rng: random.Random, moment: datetime) -> dict:
     return base
 
 
-def generate(directory: Path, target_bytes: int) -> list[tuple[Path, int]]:
+def generate(directory: Path, target_bytes: int, ddb_share: float = 0.40) -> list[tuple[Path, int]]:
     """Log files totalling at least ``target_bytes`` uncompressed (reused if already there)."""
     directory.mkdir(parents=True, exist_ok=True)
     index_path = directory / "index.json"
@@ -164,7 +174,8 @@ def generate(directory: Path, target_bytes: int) -> list[tuple[Path, int]]:
     files, total, n = [], 0, 0
     while total < target_bytes:
         delivered = start + timedelta(minutes=5 * n)
-        records = [_record(rng, delivered - timedelta(seconds=rng.randrange(600))) for _ in range(RECORDS_PER_FILE)]
+        records = [_record(rng, delivered - timedelta(seconds=rng.randrange(600)), ddb_share)
+                   for _ in range(RECORDS_PER_FILE)]
         raw = orjson.dumps({"Records": records})
         name = f"{SRC}_CloudTrail_{REGION}_{delivered:%Y%m%dT%H%MZ}_{n:016d}.json.gz"
         (directory / name).write_bytes(gzip.compress(raw, compresslevel=6, mtime=0))
@@ -178,40 +189,42 @@ def generate(directory: Path, target_bytes: int) -> list[tuple[Path, int]]:
 
 
 def measure(mode: str, paths: list[str]) -> dict:
-    """Run one mode over ``paths`` in this process; seconds, bytes, records, peak RSS."""
+    """Run one mode over ``paths`` in this process; seconds, bytes, records, findings, peak RSS."""
     import orjson
 
-    from dynamoguard.audit.reader import Counts, audit_stream
-    from dynamoguard.audit.rules import context_from_config
+    from dynamoguard.audit.context import context_from_config
+    from dynamoguard.audit.reader import LogResult, audit_stream
     from dynamoguard.config import load_config
 
     ctx = context_from_config(load_config(ROOT / "include" / "dynamoguard.yaml"))
-    counts, findings, raw_bytes, records = Counts(), 0, 0, 0
+    total, raw_bytes, records = LogResult(), 0, 0
     started, cpu_started = time.perf_counter(), time.process_time()
     if mode == "s3":
         from dynamoguard.audit.reader import audit_objects
 
-        result = audit_objects(_s3(os.environ["BENCH_S3_ENDPOINT"]), S3_BUCKET,
-                               [os.path.basename(p) for p in paths], ctx, max_workers=32)
-        counts, findings = result.counts, len(result.findings)
+        total = audit_objects(_s3(os.environ["BENCH_S3_ENDPOINT"]), S3_BUCKET,
+                              [os.path.basename(p) for p in paths], ctx, max_workers=32)
         paths = []
     for path in paths:
         with open(path, "rb") as stream:
-            if mode == "limit":
+            if mode in ("gunzip", "parse"):
                 data = zlib.decompress(stream.read(), wbits=31)  # the fastest plain gunzip
                 raw_bytes += len(data)
-                records += len(orjson.loads(data)["Records"])
+                if mode == "parse":
+                    records += len(orjson.loads(data)["Records"])
                 del data
             else:
-                result = audit_stream(stream, os.path.basename(path), ctx)
-                counts.add(result.counts)
-                findings += len(result.findings)
+                total.merge(audit_stream(stream, os.path.basename(path), ctx, fast=mode == "audit"))
+    findings = sorted(orjson.dumps(f.to_dict(), option=orjson.OPT_SORT_KEYS).decode()
+                      for f in total.all_findings(ctx))
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
-    if mode != "limit":
+    counts = total.counts
+    if mode not in ("gunzip", "parse"):
         raw_bytes, records = counts.bytes_read, counts.records_read
     return {"mode": mode, "seconds": seconds, "cpu_seconds": cpu_seconds, "bytes": raw_bytes, "records": records,
-            "findings": findings,
-            "matched": counts.records_matched, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "findings": len(findings), "findings_digest": hashlib.sha256("\n".join(findings).encode()).hexdigest(),
+            "parsed": counts.records_parsed, "matched": counts.records_matched,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def run_child(mode: str, paths: list[Path], env: dict | None = None) -> dict:
@@ -247,12 +260,17 @@ def s3_run(files: list[tuple[Path, int]], volumes: list[float]) -> None:
             list(pool.map(lambda f: s3.put_object(Bucket=S3_BUCKET, Key=f[0].name, Body=f[0].read_bytes()), files))
         for volume in volumes:
             subset = _subset(files, volume)
-            r = run_child("s3", subset, {"BENCH_S3_ENDPOINT": endpoint})
-            mb = r["bytes"] / 1e6
-            print(f"{volume:>6.2f}GB {'s3':>6} {len(subset):>6} {r['records']:>9} {mb / r['seconds']:>7.1f} "
-                  f"{mb / r['cpu_seconds']:>7.1f} {r['peak_rss_mb']:>8.1f} {r['findings']:>8}")
+            _row(volume, len(subset), run_child("s3", subset, {"BENCH_S3_ENDPOINT": endpoint}))
     finally:
         process.stop(emulator)
+
+
+def _row(volume: float, files: int, r: dict) -> None:
+    mb = r["bytes"] / 1e6
+    audited = r["mode"] in ("full", "audit", "s3")
+    print(f"{volume:>6.2f}GB {r['mode']:>6} {files:>6} {r['records']:>9} {mb / r['seconds']:>7.1f} "
+          f"{mb / r['cpu_seconds']:>7.1f} {r['peak_rss_mb']:>8.1f} {r['findings'] if audited else '':>8} "
+          f"{r['parsed'] if audited else '':>9}")
 
 
 def _subset(files: list[tuple[Path, int]], volume: float) -> list[Path]:
@@ -267,41 +285,45 @@ def _subset(files: list[tuple[Path, int]], volume: float) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dir", type=Path, default=Path("/tmp/dynamoguard-bench-audit"))
+    parser.add_argument("--dir", type=Path, help="where the generated logs are kept "
+                        "(default /tmp/dynamoguard-bench-audit[-<mix>])")
     parser.add_argument("--gb", type=float, default=1.0, help="uncompressed GB for the large run (default 1)")
+    parser.add_argument("--mix", choices=sorted(MIXES), default="default",
+                        help="record mix: default (40%% DynamoDB data events) or ddb-half (50%%)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per mode and volume, best kept (default 2)")
     parser.add_argument("--s3", action="store_true",
                         help="also audit the files from the local emulator's S3 (concurrent GETs, bounded parsing)")
     parser.add_argument("--skip-local", action="store_true", help="with --s3: only the S3 runs")
-    parser.add_argument("--child", choices=["audit", "limit", "s3"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["gunzip", "parse", "full", "audit", "s3"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.child, sys.stdin.read().split())))
         return 0
 
-    files = generate(args.dir, int(args.gb * 1e9))
-    print(f"{len(files)} files, {sum(s for _, s in files) / 1e9:.2f} GB uncompressed, "
-          f"{sum(p.stat().st_size for p, _ in files) / 1e9:.3f} GB gzip, in {args.dir}")
+    directory = args.dir or Path("/tmp/dynamoguard-bench-audit" + ("" if args.mix == "default" else f"-{args.mix}"))
+    files = generate(directory, int(args.gb * 1e9), MIXES[args.mix])
+    print(f"mix {args.mix}: {len(files)} files, {sum(s for _, s in files) / 1e9:.2f} GB uncompressed, "
+          f"{sum(p.stat().st_size for p, _ in files) / 1e9:.3f} GB gzip, in {directory}")
     print(f"{'volume':>8} {'mode':>6} {'files':>6} {'records':>9} {'MB/s':>7} {'MB/cpu':>7} {'peak MB':>8} "
-          f"{'findings':>8}")
+          f"{'findings':>8} {'parsed':>9}")
     for volume in () if args.skip_local else (0.25, args.gb):
         subset = _subset(files, volume)
-        runs: dict[str, list[dict]] = {"limit": [], "audit": []}
-        for _ in range(args.repeat):  # alternate the modes so both see the same machine load
+        runs: dict[str, list[dict]] = {"gunzip": [], "parse": [], "full": [], "audit": []}
+        for _ in range(args.repeat):  # alternate the modes so all see the same machine load
             for mode, done in runs.items():
                 done.append(run_child(mode, subset))
         results = {mode: {**done[0], "seconds": min(r["seconds"] for r in done),
                           "cpu_seconds": min(r["cpu_seconds"] for r in done),
                           "peak_rss_mb": max(r["peak_rss_mb"] for r in done)} for mode, done in runs.items()}
-        for mode, r in results.items():
-            mb = r["bytes"] / 1e6
-            print(f"{volume:>6.2f}GB {mode:>6} {len(subset):>6} {r['records']:>9} {mb / r['seconds']:>7.1f} "
-                  f"{mb / r['cpu_seconds']:>7.1f} {r['peak_rss_mb']:>8.1f} "
-                  f"{r['findings'] if mode == 'audit' else '':>8}")
-        wall = results["limit"]["seconds"] / results["audit"]["seconds"]
-        cpu = results["limit"]["cpu_seconds"] / results["audit"]["cpu_seconds"]
-        print(f"{'':>8} audit at {wall:.0%} of the limit (wall clock), {cpu:.0%} (CPU time); "
-              f"records matched {results['audit']['matched']}")
+        for r in results.values():
+            _row(volume, len(subset), r)
+        full, audit = results["full"], results["audit"]
+        if (full["findings_digest"], full["findings"]) != (audit["findings_digest"], audit["findings"]):
+            raise SystemExit("the fast path's findings differ from parsing every record")
+        print(f"{'':>8} audit/full {full['cpu_seconds'] / audit['cpu_seconds']:.2f}x by CPU time "
+              f"({full['seconds'] / audit['seconds']:.2f}x wall); audit at "
+              f"{results['gunzip']['cpu_seconds'] / audit['cpu_seconds']:.0%} of gunzip's speed (CPU); "
+              f"same {audit['findings']} findings; {audit['parsed']} of {audit['records']} records parsed")
     if args.s3:
         s3_run(files, [0.25, args.gb])
     return 0

@@ -49,9 +49,24 @@ class Context:
     bucket_retention_days: dict[str, int] = field(default_factory=dict)  # bucket -> how long it must keep data
     min_pitr_days: int = 35  # PITR recovery period the tables must keep
     max_reads_per_hour: int = 1000  # reads by an unlisted principal above which the finding is high
+    arn_tables: dict[str, str | None] = field(default_factory=dict, compare=False, repr=False)  # memo
 
     def allowed(self, table: str, principal: str | None) -> bool:
         return principal_key(principal) in self.tables[table]
+
+    def table_of_arn(self, arn: str) -> str | None:
+        """The protected table a table, index, stream or backup ARN names (source account, our region)."""
+        if arn in self.arn_tables:
+            return self.arn_tables[arn]
+        parts = arn.split(":", 5)
+        table = None
+        if len(parts) == 6 and parts[0] == "arn" and parts[4] == self.source_account and \
+                parts[5].startswith("table/") and (not self.region or parts[3] == self.region):
+            name = parts[5].split("/")[1]
+            table = name if name in self.tables else None
+        if len(self.arn_tables) < 100_000:
+            self.arn_tables[arn] = table
+        return table
 
 
 def context_from_config(config) -> Context:

@@ -221,7 +221,8 @@ def audit_screened(data: bytes | bytearray, key: str, ctx: Context, result: LogR
     for index, raw in enumerate(raws):
         try:
             head = decode_head(raw)
-            complete = head.complete()
+            complete = not (head.eventSource is None or head.eventName is None or head.eventTime is None
+                            or head.eventID is None)
         except screen.HEAD_ERRORS:
             complete = False
         if complete:
@@ -236,7 +237,7 @@ def audit_screened(data: bytes | bytearray, key: str, ctx: Context, result: LogR
             if checks is not None and not any(check(head, ctx) for check in checks):
                 continue
         try:
-            record = loads(raw)
+            record = loads(memoryview(raw))
         except orjson.JSONDecodeError:
             return False
         parsed += 1

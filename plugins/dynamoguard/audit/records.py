@@ -77,12 +77,7 @@ def table_of(value: Any, event: dict, ctx: Context) -> str | None:
     if not isinstance(value, str) or not value:
         return None
     if value.startswith("arn:"):
-        parts = arn_parts(value)
-        if not parts or parts[1] != ctx.source_account or not parts[2].startswith("table/"):
-            return None
-        if ctx.region and parts[0] != ctx.region:
-            return None
-        name = parts[2].split("/")[1]
+        return ctx.table_of_arn(value)
     else:
         if event.get("recipientAccountId", ctx.source_account) != ctx.source_account:
             return None

@@ -53,9 +53,6 @@ class Head(msgspec.Struct):
     userIdentity: Identity | None = None
     resources: list[Resource] | None = None
 
-    def complete(self) -> bool:
-        """The required fields are there (else the full path decides how the record is invalid)."""
-        return None not in (self.eventSource, self.eventName, self.eventTime, self.eventID)
 
 
 class _Log(msgspec.Struct):
@@ -79,10 +76,19 @@ def head_principal(head: Head) -> str | None:
 
 def head_resource_tables(head: Head, ctx: Context) -> list[str] | None:
     """Protected tables among the head's ``resources[]`` ARNs, None when it lists none."""
-    if not head.resources:
+    resources = head.resources
+    if not resources:
         return None
-    view = {"recipientAccountId": head.recipientAccountId, "awsRegion": head.awsRegion}
-    return [t for r in head.resources if (t := table_of(r.ARN or r.arn, view, ctx))]
+    tables = []
+    for resource in resources:
+        value = resource.ARN or resource.arn
+        if value and value.startswith("arn:"):
+            table = ctx.table_of_arn(value)
+        else:
+            table = table_of(value, {"recipientAccountId": head.recipientAccountId, "awsRegion": head.awsRegion}, ctx)
+        if table:
+            tables.append(table)
+    return tables
 
 
 def screens_by_key(registry: dict) -> dict[tuple[str, str], tuple]:
