@@ -69,7 +69,9 @@ class LocalAws:
 def localaws_server(tmp_path_factory):
     """The emulator process for the whole session (exports stay IN_PROGRESS for 2 s)."""
     log = tmp_path_factory.mktemp("localaws") / "localaws.log"
-    proc = emulator.start(EMULATOR_PORT, log_path=log, LOCALAWS_EXPORT_SECONDS="2")
+    # Recorded CloudTrail events are delivered when a test asks (POST /_localaws/cloudtrail), not on a timer.
+    proc = emulator.start(EMULATOR_PORT, log_path=log, LOCALAWS_EXPORT_SECONDS="2",
+                          LOCALAWS_CLOUDTRAIL_DELIVERY_SECONDS="86400")
     yield LocalAws(ENDPOINT)
     emulator.stop(proc)
 

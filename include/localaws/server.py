@@ -1,7 +1,8 @@
 """Run the local AWS emulator: ``python -m include.localaws.server [--port N]``.
 
 Binds 127.0.0.1 only. Environment: ``LOCALAWS_PORT`` (default 4577),
-``LOCALAWS_EXPORT_SECONDS`` (how long a DynamoDB export stays IN_PROGRESS).
+``LOCALAWS_EXPORT_SECONDS`` (how long a DynamoDB export stays IN_PROGRESS),
+``LOCALAWS_CLOUDTRAIL_DELIVERY_SECONDS`` (how often recorded CloudTrail events are delivered, default 60).
 Emulator-only control endpoints live under ``/_localaws/`` (see ``fixes/control.py``).
 """
 
@@ -20,10 +21,10 @@ def make_app():
     """moto's WSGI app with every fidelity fix applied."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from include.localaws.fixes import apply_all, control
+    from include.localaws.fixes import apply_all, cloudtrail_recording, control
 
     apply_all()
-    return control.wrap(DomainDispatcherApplication(create_backend_app))
+    return control.wrap(cloudtrail_recording.wrap(DomainDispatcherApplication(create_backend_app)))
 
 
 def main(argv: list[str] | None = None) -> int:

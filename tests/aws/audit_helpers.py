@@ -25,11 +25,11 @@ def deliver(endpoint: str, records: list[dict], at: datetime, account: str = SOU
                                        "delivery_time": at.isoformat(), "records": records})["key"]
 
 
-def digest(endpoint: str, end: datetime, account: str = SOURCE_ACCOUNT, region: str = REGION,
+def digest(endpoint: str, end: datetime, account: str = SOURCE_ACCOUNT, region: str = REGION, backfill: bool = False,
            trail: str = TRAIL) -> str:
-    """Have CloudTrail write the digest ending at ``end``; the object key."""
+    """Have CloudTrail write the digest ending at ``end`` (or the backfill digest); the object key."""
     return _post(endpoint, "digest", {"account": account, "region": region, "trail": trail,
-                                      "end_time": end.isoformat()})["key"]
+                                      "end_time": end.isoformat(), "backfill": backfill})["key"]
 
 
 def event(event_name: str, source: str = "dynamodb.amazonaws.com", at: str = "2026-01-01T10:05:00Z", n: int = 0,
@@ -45,3 +45,41 @@ def event(event_name: str, source: str = "dynamodb.amazonaws.com", at: str = "20
     if error:
         record["errorCode"] = error
     return record
+
+
+def flush_trail(endpoint: str, at: datetime | None = None, digest: bool = False) -> dict:
+    """Have the emulator deliver the CloudTrail records it recorded (as if at ``at``), and digests."""
+    body: dict = {"digest": digest}
+    if at is not None:
+        body["at"] = at.isoformat()
+    request = urllib.request.Request(f"{endpoint}/_localaws/cloudtrail", method="POST", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def delivered_records(s3, keys: list[str], bucket: str = "dynamoguard-cloudtrail") -> list[dict]:
+    import gzip
+
+    return [record for key in keys
+            for record in json.loads(gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read()))["Records"]]
+
+
+def assume(endpoint: str, role_name: str, session: str = "attacker"):
+    """A boto3 session of ``role_name`` in the source account, reached with STS AssumeRole."""
+    import boto3
+
+    from include.localaws.seed import source_session
+
+    iam = source_session().client("iam", endpoint_url=endpoint)
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"AWS": f"arn:aws:iam::{SOURCE_ACCOUNT}:root"}}]}
+    try:
+        iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(trust))
+    except iam.exceptions.EntityAlreadyExistsException:
+        pass
+    sts = source_session().client("sts", endpoint_url=endpoint)
+    creds = sts.assume_role(RoleArn=f"arn:aws:iam::{SOURCE_ACCOUNT}:role/{role_name}",
+                            RoleSessionName=session)["Credentials"]
+    return boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                         aws_session_token=creds["SessionToken"], region_name=REGION)

@@ -13,6 +13,7 @@ FIXES = [
     "s3_object_lock",
     "s3_replication",
     "cloudtrail_delivery",
+    "cloudtrail_recording",
     "iam_authorization_details",
 ]
 

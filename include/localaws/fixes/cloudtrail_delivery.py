@@ -14,12 +14,16 @@ integrity"; API reference ``ListPublicKeys``) delivers:
   (``null`` for the first) with the hex signature in the object metadata ``x-amz-meta-signature``;
 * ``ListPublicKeys`` returning the region's public keys (DER) with ``Fingerprint`` = MD5 of the DER.
 
-Nothing records API calls in the emulator, so tests ask for deliveries explicitly:
+API calls made against the emulator are recorded and delivered by ``cloudtrail_recording``; tests can
+also inject records:
 
 * ``POST /moto-api/localaws/cloudtrail/deliver`` ``{"account", "region", "trail", "home_region"?,
   "delivery_time" (ISO), "records": [...]}`` writes one log file (``{"key": ...}``);
 * ``POST /moto-api/localaws/cloudtrail/digest`` ``{"account", "region", "trail", "home_region"?,
-  "end_time" (ISO)}`` writes the digest of the log files delivered since the previous digest.
+  "end_time" (ISO), "backfill"?}`` writes the digest of the log files delivered in its period (since the
+  previous digest); with ``"backfill": true`` the backfill digest (``_backfill`` suffix, metadata
+  ``backfill-generation-timestamp``, its own chain) of the files delivered late into the period of the
+  last digest, which it left out (aws-cli ``customizations/cloudtrail/validation.py`` validates these).
 
 Like AWS, nothing is delivered while the trail is not logging, and no digest without log file
 validation. The emulator signs with its own RSA key per region, kept for the process's lifetime.
@@ -105,43 +109,66 @@ def _base(trail, account: str) -> str:
     return (f"{prefix}/" if prefix else "") + f"AWSLogs/{account}/"
 
 
-def deliver(account: str, region: str, trail_name: str, records: list[dict], delivery_time: datetime,
-            home_region: str = "us-east-1") -> str:
-    """Write one log file of ``records`` as delivered at ``delivery_time``; return its key."""
-    trail = _trail(account, home_region, trail_name)
-    if not trail.status.is_logging:
-        raise PermissionError(f"trail {trail_name} is not logging")
+def write_log(account: str, region: str, trail_name: str, home_region: str, bucket: str, prefix: str,
+              records: list[dict], delivery_time: datetime) -> str:
+    """Write one log file of ``records`` into ``bucket`` as delivered at ``delivery_time``; return its key."""
     stamp = delivery_time.astimezone(timezone.utc)
     unique = "".join(secrets.choice(_ALPHABET) for _ in range(16))
-    key = (f"{_base(trail, account)}CloudTrail/{region}/{stamp:%Y/%m/%d}/"
+    base = (f"{prefix.strip('/')}/" if prefix.strip("/") else "") + f"AWSLogs/{account}/"
+    key = (f"{base}CloudTrail/{region}/{stamp:%Y/%m/%d}/"
            f"{account}_CloudTrail_{region}_{stamp:%Y%m%dT%H%MZ}_{unique}.json.gz")
     raw = json.dumps({"Records": records}, separators=(",", ":")).encode()
-    _put(trail.bucket_name, key, gzip.compress(raw, mtime=0))
-    times = sorted(r["eventTime"] for r in records if isinstance(r, dict) and "eventTime" in r)
+    _put(bucket, key, gzip.compress(raw, mtime=0))
+    times = sorted(r["eventTime"] for r in records if isinstance(r, dict) and isinstance(r.get("eventTime"), str))
     with _LOCK:
-        chain = _CHAINS.setdefault((account, region, trail_name), {"previous": None, "pending": []})
+        chain = _CHAINS.setdefault((account, region, trail_name), _new_chain(home_region))
         chain["pending"].append({
-            "s3Bucket": trail.bucket_name, "s3Object": key, "hashValue": hashlib.sha256(raw).hexdigest(),
+            "s3Bucket": bucket, "s3Object": key, "hashValue": hashlib.sha256(raw).hexdigest(),
             "hashAlgorithm": "SHA-256", "newestEventTime": times[-1] if times else None,
             "oldestEventTime": times[0] if times else None, "_delivered": stamp,
         })
     return key
 
 
-def digest(account: str, region: str, trail_name: str, end_time: datetime, home_region: str = "us-east-1") -> str:
-    """Write the signed digest of the log files delivered before ``end_time`` since the previous digest."""
+def _new_chain(home_region: str) -> dict:
+    return {"previous": None, "previous_backfill": None, "pending": [], "home": home_region}
+
+
+def deliver(account: str, region: str, trail_name: str, records: list[dict], delivery_time: datetime,
+            home_region: str = "us-east-1") -> str:
+    """Write one log file of ``records`` as delivered at ``delivery_time``; return its key."""
+    trail = _trail(account, home_region, trail_name)
+    if not trail.status.is_logging:
+        raise PermissionError(f"trail {trail_name} is not logging")
+    return write_log(account, region, trail_name, home_region, trail.bucket_name, trail.s3_key_prefix or "",
+                     records, delivery_time)
+
+
+def digest(account: str, region: str, trail_name: str, end_time: datetime, home_region: str = "us-east-1",
+           backfill: bool = False) -> str:
+    """Write the signed digest of the log files delivered in its period (since the previous digest, at
+    most an hour); with ``backfill``, the backfill digest of the files delivered late, before the period of
+    the last digest had ended, which that digest left out."""
     trail = _trail(account, home_region, trail_name)
     if not trail.log_validation:
         raise PermissionError(f"trail {trail_name} does not have log file validation enabled")
     end = end_time.astimezone(timezone.utc)
+    link = "previous_backfill" if backfill else "previous"
     with _LOCK:
-        chain = _CHAINS.setdefault((account, region, trail_name), {"previous": None, "pending": []})
-        previous = chain["previous"]
-        start = previous["end"] if previous else end - timedelta(hours=1)
-        covered = [p for p in chain["pending"] if p["_delivered"] < end]
-        chain["pending"] = [p for p in chain["pending"] if p["_delivered"] >= end]
+        chain = _CHAINS.setdefault((account, region, trail_name), _new_chain(home_region))
+        previous, last = chain[link], chain["previous"]
+        if backfill:
+            if last is None:
+                raise PermissionError("no digest yet: nothing can have been left out of one")
+            start = last["start"]
+            covered = [p for p in chain["pending"] if p["_delivered"] < last["end"]]
+        else:
+            start = last["end"] if last and last["end"] < end else end - timedelta(hours=1)
+            covered = [p for p in chain["pending"] if start <= p["_delivered"] < end]
+        chain["pending"] = [p for p in chain["pending"] if p not in covered]
+    suffix = "_backfill" if backfill else ""
     key = (f"{_base(trail, account)}CloudTrail-Digest/{region}/{end:%Y/%m/%d}/"
-           f"{account}_CloudTrail-Digest_{region}_{trail_name}_{home_region}_{end:%Y%m%dT%H%M%SZ}.json.gz")
+           f"{account}_CloudTrail-Digest_{region}_{trail_name}_{home_region}_{end:%Y%m%dT%H%M%SZ}{suffix}.json.gz")
     times = sorted(t for p in covered for t in (p["oldestEventTime"], p["newestEventTime"]) if t)
     der = public_key_der(region)
     document = {
@@ -166,12 +193,36 @@ def digest(account: str, region: str, trail_name: str, end_time: datetime, home_
     to_sign = (f"{document['digestEndTime']}\n{trail.bucket_name}/{key}\n{digest_hash}\n"
                f"{document['previousDigestSignature'] or 'null'}").encode()
     signature = _sign(region, to_sign)
-    _put(trail.bucket_name, key, gzip.compress(raw, mtime=0),
-         {"signature": signature, "signature-algorithm": "SHA256withRSA"})
+    metadata = {"signature": signature, "signature-algorithm": "SHA256withRSA"}
+    if backfill:
+        metadata["backfill-generation-timestamp"] = _iso(datetime.now(timezone.utc))
+    _put(trail.bucket_name, key, gzip.compress(raw, mtime=0), metadata)
     with _LOCK:
-        chain["previous"] = {"bucket": trail.bucket_name, "key": key, "hash": digest_hash,
-                             "signature": signature, "end": end}
+        chain[link] = {"bucket": trail.bucket_name, "key": key, "hash": digest_hash, "signature": signature,
+                       "start": start, "end": end}
     return key
+
+
+def digest_all(end_time: datetime) -> list[str]:
+    """The digest ending at ``end_time`` of every trail with log file validation, for each region it
+    delivered to (and its home region): logging trails every hour, a stopped trail once more for the files
+    it delivered before it stopped."""
+    from moto.cloudtrail.models import cloudtrail_backends
+
+    keys = []
+    for account, regions in list(cloudtrail_backends.items()):
+        for backend in list(regions.values()):
+            for trail in list(backend.trails.values()):
+                if not trail.log_validation:
+                    continue
+                with _LOCK:
+                    chains = {r: c for (a, r, n), c in _CHAINS.items() if (a, n) == (account, trail.trail_name)}
+                regions_due = {r for r, c in chains.items() if c["pending"]}
+                if trail.status.is_logging:
+                    regions_due |= {trail.region_name, *chains}
+                for region in sorted(regions_due):
+                    keys.append(digest(account, region, trail.trail_name, end_time, trail.region_name))
+    return keys
 
 
 def _json_body(request) -> dict:
@@ -204,7 +255,7 @@ def _deliver_action(body: dict) -> dict:
 
 def _digest_action(body: dict) -> dict:
     key = digest(body["account"], body["region"], body["trail"], _parse(body["end_time"]),
-                 body.get("home_region", "us-east-1"))
+                 body.get("home_region", "us-east-1"), bool(body.get("backfill")))
     return {"key": key}
 
 

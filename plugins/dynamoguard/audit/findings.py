@@ -97,4 +97,4 @@ def count_by_severity(findings) -> dict[str, int]:
 def headline(finding: dict) -> dict[str, Any]:
     """What the UI and the alert show of a finding: rule, severity, table, principal, object."""
     return {key: finding.get(key) for key in ("severity", "rule", "title", "table", "principal", "resource",
-                                             "event_time", "event_name", "outcome")}
+                                             "event_time", "event_name", "event_id", "outcome")}

@@ -30,12 +30,12 @@ def trail_health(cloudtrail, s3, trail_name: str, bucket: str, required: tuple[t
         trail = cloudtrail.get_trail(Name=trail_name)["Trail"]
     except ClientError as error:
         if _code(error) in ("TrailNotFoundException", "ResourceNotFoundException"):
-            return [_gap("high", "Trail does not exist", trail_name)]
+            return [_gap("critical", "Trail does not exist", trail_name)]
         raise
     arn = trail.get("TrailARN", trail_name)
     findings = []
     if not cloudtrail.get_trail_status(Name=trail_name).get("IsLogging"):
-        findings.append(_gap("high", "Trail is not logging", arn))
+        findings.append(_gap("critical", "Trail is not logging", arn))
     if not trail.get("IsMultiRegionTrail"):
         findings.append(_gap("medium", "Trail is not multi-region", arn))
     if not trail.get("LogFileValidationEnabled"):
@@ -48,7 +48,7 @@ def trail_health(cloudtrail, s3, trail_name: str, bucket: str, required: tuple[t
     for missing in uncovered_data_resources(basic, advanced, required):
         findings.append(_gap("high", "Event selectors do not log required data events", missing))
     if management_events_off(basic, advanced):
-        findings.append(_gap("high", "Event selectors do not log management events", arn))
+        findings.append(_gap("critical", "Event selectors do not log management events", arn))
     findings.extend(bucket_protection(s3, bucket, min_log_retention_days))
     return findings
 
@@ -60,7 +60,7 @@ def bucket_protection(s3, bucket: str, min_log_retention_days: int) -> list[Find
         versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status")
     except ClientError as error:
         if _code(error) == "NoSuchBucket":
-            return [_gap("high", "Trail bucket does not exist", resource)]
+            return [_gap("critical", "Trail bucket does not exist", resource)]
         raise
     findings = []
     if versioning != "Enabled":

@@ -15,6 +15,13 @@ For an audit unit (account, region, hour) we validate the digests delivered in t
 (see :mod:`dynamoguard.audit.discovery`): their place, signature and link to the previous digest,
 every log file they list (present, SHA-256 matches), and that every log file delivered inside a
 digest's period is listed by it. Each digest and each log file is thus checked in exactly one unit.
+
+**Backfill digests.** When log files were delivered late and left out of the digest of their period,
+CloudTrail later writes a backfill digest listing them: its name ends in ``_backfill.json.gz``, its
+metadata has ``backfill-generation-timestamp``, and backfill digests chain among themselves. As
+``aws cloudtrail validate-logs`` does (aws-cli ``customizations/cloudtrail/validation.py``), they are
+validated as a separate chain, with the public keys valid within an hour of their generation time, and a
+log file a backfill digest lists is not "unlisted".
 """
 
 from __future__ import annotations
@@ -32,6 +39,10 @@ from dynamoguard.audit.findings import Finding
 from dynamoguard.audit.reader import UnreadableLog, iter_gunzip
 
 _MISSING = ("NoSuchKey", "404", "NotFound", "NoSuchVersion")
+
+
+def is_backfill(key: str) -> bool:
+    return key.endswith("_backfill.json.gz")
 
 
 def fingerprint(der: bytes) -> str:
@@ -135,9 +146,9 @@ class DigestValidator:
     def validate(self, unit: discovery.Unit) -> tuple[list[Finding], dict[str, int]]:
         """Findings and counts (digests read, log files verified) for one unit."""
         findings: list[Finding] = []
-        counts = {"digests_read": 0, "log_files_verified": 0}
+        counts = {"digests_read": 0, "backfill_digests_read": 0, "log_files_verified": 0}
         keys = discovery.discover_digests(self.s3, self.bucket, self.base, unit)
-        if not keys:
+        if not any(not is_backfill(k) for k in keys):
             prefix = discovery.digest_prefix(self.base, unit.account, unit.region, unit.start)
             findings.append(_finding("digest-missing", "No digest file delivered in this hour",
                                      f"s3://{self.bucket}/{prefix}", unit, severity="medium"))
@@ -146,15 +157,33 @@ class DigestValidator:
             digest = self._check_digest(key, unit, findings)
             if digest is None:
                 continue
-            counts["digests_read"] += 1
+            counts["backfill_digests_read" if is_backfill(key) else "digests_read"] += 1
             entries.extend(e for e in digest.get("logFiles") or () if isinstance(e, dict))
-            findings.extend(self._unlisted_logs(digest, unit))
+            if not is_backfill(key):
+                findings.extend(self._unlisted_logs(digest, unit))
         with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
             for result in pool.map(lambda e: check_log_file(self.s3, e, unit), entries):
                 counts["log_files_verified"] += 1
                 if result:
                     findings.append(result)
         return findings, counts
+
+    def _backfilled(self, unit: discovery.Unit, start: datetime, end: datetime) -> set[str]:
+        """Log files listed by the backfill digests of the days of ``[start, end]``."""
+        listed: set[str] = set()
+        for day in sorted({start.date(), end.date()}):
+            moment = datetime(day.year, day.month, day.day, tzinfo=start.tzinfo)
+            prefix = discovery.digest_prefix(self.base, unit.account, unit.region, moment)
+            for obj in discovery.list_keys(self.s3, self.bucket, prefix):
+                if not is_backfill(obj["Key"]):
+                    continue
+                try:
+                    read = self._read_digest(self.bucket, obj["Key"])
+                except (UnreadableLog, orjson.JSONDecodeError):
+                    continue  # reported where that digest is validated
+                if read:
+                    listed.update(e.get("s3Object") for e in read[0].get("logFiles") or () if isinstance(e, dict))
+        return listed
 
     def _read_digest(self, bucket: str, key: str) -> tuple[dict, str, dict] | None:
         response = _get(self.s3, bucket, key)
@@ -195,6 +224,10 @@ class DigestValidator:
             return
         start = discovery.parse_time(digest["digestStartTime"])
         end = discovery.parse_time(digest["digestEndTime"])
+        generated = metadata.get("backfill-generation-timestamp")
+        if is_backfill(key) and generated:  # signed with a key valid when it was generated
+            start = discovery.parse_time(generated) - timedelta(hours=1)
+            end = start + timedelta(hours=2)
         der = self._public_key(unit.region, digest.get("digestPublicKeyFingerprint"), start, end)
         if der is None:
             findings.append(_finding("digest-signature-invalid", "No CloudTrail public key matches the digest's "
@@ -207,8 +240,12 @@ class DigestValidator:
     def _check_previous(self, digest, location, key, unit, findings) -> None:
         previous_key = digest.get("previousDigestS3Object")
         if not previous_key:
-            findings.append(_finding("digest-chain-start", "Digest chain starts here (validation enabled or "
-                                     "restarted)", location, unit, severity="low", log_key=key))
+            if is_backfill(key):
+                findings.append(_finding("digest-chain-start", "Backfill digest chain starts here", location, unit,
+                                         severity="info", log_key=key))
+            else:
+                findings.append(_finding("digest-chain-start", "Digest chain starts here (validation enabled or "
+                                         "restarted)", location, unit, severity="low", log_key=key))
             return
         previous_bucket = digest.get("previousDigestS3Bucket") or self.bucket
         previous_location = f"s3://{previous_bucket}/{previous_key}"
@@ -235,12 +272,14 @@ class DigestValidator:
         listed = {e.get("s3Object") for e in digest.get("logFiles") or () if isinstance(e, dict)}
         # Key timestamps have minute precision: skip the boundary minutes, which may belong to a neighbour.
         lo, hi = start + timedelta(minutes=1), end - timedelta(minutes=1)
-        found = []
+        unlisted = []
         for hour in discovery.hours(start, end):
             prefix = discovery.log_prefix(self.base, unit.account, unit.region, hour)
             for obj in discovery.list_keys(self.s3, self.bucket, prefix):
                 moment = discovery.key_time(obj["Key"])
                 if moment and lo <= moment < hi and obj["Key"] not in listed:
-                    found.append(_finding("log-file-unlisted", "Log file is not listed in the digest of its period",
-                                          f"s3://{self.bucket}/{obj['Key']}", unit, log_key=obj["Key"]))
-        return found
+                    unlisted.append(obj["Key"])
+        backfilled = self._backfilled(unit, start, end) if unlisted else set()
+        return [_finding("log-file-unlisted", "Log file is not listed in the digest of its period or a backfill "
+                         "digest", f"s3://{self.bucket}/{key}", unit, log_key=key)
+                for key in unlisted if key not in backfilled]

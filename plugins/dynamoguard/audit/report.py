@@ -7,8 +7,10 @@ or a backfill) overwrites its report instead of adding a second one::
     <prefix>/cloudtrail_audit/<start>_<end>/findings.jsonl                          every finding, sorted
     <prefix>/cloudtrail_audit/<start>_<end>/summary.json                            counts per severity etc.
 
-Each line of ``findings.jsonl`` is one finding: severity, rule, title, resource, event_time,
-event_name, principal, source_ip, event_id, log_key, account, region, outcome, detail.
+Each line of ``findings.jsonl`` is one finding: severity, rule, title, resource, table, event_time,
+event_name, principal, source_ip, event_id, log_key, account, region, outcome, detail. The summary
+names the most severe findings (``top_findings``: rule, severity, table, principal, object) for the UI
+and the alert.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime
 import orjson
 
 from dynamoguard.audit.discovery import Unit, iso
-from dynamoguard.audit.findings import Finding, count_by_severity, rank
+from dynamoguard.audit.findings import ALERT_SEVERITIES, Finding, count_by_severity, headline, sort_key
 
 _STAMP = "%Y%m%dT%H%MZ"
 
@@ -46,13 +48,8 @@ def read_part(s3, bucket: str, key: str) -> dict:
     return orjson.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-def _sort_key(finding: dict) -> tuple:
-    return (rank(finding["severity"]), finding["rule"], finding.get("event_time") or "",
-            finding.get("event_id") or "", finding.get("log_key") or "", finding.get("resource") or "")
-
-
 def assemble(s3, bucket: str, prefix: str, start: datetime, end: datetime, part_keys: list[str],
-             health: list[dict]) -> dict:
+             health: list[dict], max_top: int = 20) -> dict:
     """Merge the units' parts and the trail-health findings into the interval's report; return its summary."""
     findings = list(health)
     counts: dict[str, int] = {}
@@ -61,7 +58,7 @@ def assemble(s3, bucket: str, prefix: str, start: datetime, end: datetime, part_
         findings.extend(part["findings"])
         for name, value in part["counts"].items():
             counts[name] = counts.get(name, 0) + value
-    findings.sort(key=_sort_key)
+    findings.sort(key=sort_key)
     base = interval_prefix(prefix, start, end)
     lines = b"".join(_dumps(f) + b"\n" for f in findings)
     s3.put_object(Bucket=bucket, Key=f"{base}findings.jsonl", Body=lines, ContentType="application/x-ndjson")
@@ -70,7 +67,9 @@ def assemble(s3, bucket: str, prefix: str, start: datetime, end: datetime, part_
         "report": f"s3://{bucket}/{base}findings.jsonl",
         "findings": len(findings),
         "by_severity": count_by_severity(findings),
+        "alerting": sum(1 for f in findings if f["severity"] in ALERT_SEVERITIES),
         "by_rule": _by_rule(findings),
+        "top_findings": [headline(f) for f in findings[:max_top]],
         "counts": dict(sorted(counts.items())),
         "units": len(part_keys),
     }
@@ -83,3 +82,11 @@ def _by_rule(findings: list[dict]) -> dict[str, int]:
     for finding in findings:
         out[finding["rule"]] = out.get(finding["rule"], 0) + 1
     return dict(sorted(out.items()))
+
+
+def describe(top: list[dict]) -> list[str]:
+    """One line per headline finding: severity, rule, table, principal, object, time."""
+    return [f"- [{f['severity']}] {f['rule']}: {f['title']} | table {f.get('table') or '-'} | "
+            f"principal {f.get('principal') or '-'} | {f.get('resource') or ''} | {f.get('event_time') or ''} | "
+            f"{f.get('event_id') or ''}"
+            for f in top]

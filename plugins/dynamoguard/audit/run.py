@@ -80,5 +80,5 @@ def finish(config, reports_s3, start: datetime, end: datetime, unit_summaries: l
     """Write the interval's report from the units' parts and the health findings; the summary."""
     keys = [s["part_key"] for s in unit_summaries]
     return report.assemble(reports_s3, config.reports_bucket.name, config.reports_bucket.prefix, start, end, keys,
-                           health_findings)
+                           health_findings, config.audit.max_top_findings)
 

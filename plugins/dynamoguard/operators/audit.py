@@ -88,20 +88,22 @@ class TrailHealthOperator(BaseOperator):
 
 
 class AuditReportOperator(BaseOperator):
-    """Write the interval's report; notify on high severity and fail if ``audit.fail_on_high``."""
+    """Write the interval's report; notify on critical or high findings and fail if ``audit.fail_on_high``.
+
+    The XCom summary and the alert name the most severe findings (rule, severity, table, principal, object)."""
 
     template_fields: Sequence[str] = ("units", "health")
 
-    def __init__(self, *, units: Any, health: Any, max_shown: int = 20, **kwargs: Any):
+    def __init__(self, *, units: Any, health: Any, **kwargs: Any):
         super().__init__(**kwargs)
         self.units = units
         self.health = health
-        self.max_shown = max_shown
 
     def execute(self, context) -> dict:
         import orjson
 
         from dynamoguard import aws
+        from dynamoguard.audit.report import describe
         from dynamoguard.audit.run import finish
         from dynamoguard.notify import notify
 
@@ -110,29 +112,12 @@ class AuditReportOperator(BaseOperator):
         s3 = aws.client(config.audit_conn_id, "s3", config.region)
         summary = finish(config, s3, start, end, list(self.units or []), list(self.health or []))
         self.log.info("CloudTrail audit %s - %s: %s", start, end, orjson.dumps(summary).decode())
-        high = summary["by_severity"]["high"]
-        if high:
-            shown = self._high_findings(s3, config, start, end)
-            message = "\n".join([f"{high} high-severity finding(s); report: {summary['report']}", "", *shown])
-            notify(config, f"dynamoguard: {high} high-severity CloudTrail finding(s)", message)
+        alerting = summary["alerting"]
+        if alerting:
+            counts = ", ".join(f"{n} {s}" for s, n in summary["by_severity"].items() if n and s in ("critical", "high"))
+            message = "\n".join([f"{counts} finding(s); report: {summary['report']}", "",
+                                  *describe(summary["top_findings"])])
+            notify(config, f"dynamoguard: {counts} CloudTrail finding(s)", message)
             if config.audit.fail_on_high:
-                raise AirflowFailException(f"{high} high-severity finding(s); see {summary['report']}")
+                raise AirflowFailException(message)
         return summary
-
-    def _high_findings(self, s3, config, start, end) -> list[str]:
-        import orjson
-
-        from dynamoguard.audit.report import interval_prefix
-
-        key = f"{interval_prefix(config.reports_bucket.prefix, start, end)}findings.jsonl"
-        body = s3.get_object(Bucket=config.reports_bucket.name, Key=key)["Body"]
-        lines = []
-        for raw in body.iter_lines():
-            finding = orjson.loads(raw)
-            if finding["severity"] != "high":
-                break  # the report is sorted by severity
-            if len(lines) < self.max_shown:
-                lines.append(f"- {finding['rule']}: {finding['title']} | {finding['resource']} | "
-                             f"{finding.get('principal') or ''} | {finding.get('event_time') or ''} | "
-                             f"{finding.get('event_id') or ''} | {finding.get('log_key') or ''}")
-        return lines
