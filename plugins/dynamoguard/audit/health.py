@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.audit.event_selectors import management_events_off, uncovered_data_resources
 from dynamoguard.audit.findings import Finding
-from dynamoguard.audit.selectors import management_events_off, uncovered_data_resources
 
 
 def _gap(severity: str, title: str, resource: str, **detail) -> Finding:

@@ -53,11 +53,16 @@ RULES: list[Rule] = []
 def rule(rule_id: str, title: str, severity: str, source: str, names: Iterable[str], *,
          judges_principal: bool = False, screen: Callable[[Any, Context], bool] | None = None,
          grouped: bool = False):
-    """Register the decorated function for ``source`` and each of ``names``."""
+    """Register the decorated function for ``source`` and each of ``names`` (again: replaced, not doubled)."""
 
     def register(func):
         keys = tuple((source, name) for name in names)
         entry = Rule(rule_id, title, severity, keys, func, judges_principal, screen, grouped)
+        same = [r for r in RULES if (r.id, r.func.__name__) == (rule_id, func.__name__)]
+        for old in same:
+            RULES.remove(old)
+            for key in old.keys:
+                REGISTRY[key].remove(old)
         RULES.append(entry)
         for key in keys:
             REGISTRY.setdefault(key, []).append(entry)

@@ -5,9 +5,9 @@ the CloudTrail user guide's examples: ``StopLogging``/``DeleteTrail`` ``{name}``
 from __future__ import annotations
 
 from dynamoguard.audit.context import Context
+from dynamoguard.audit.event_selectors import management_events_off, uncovered_data_resources
 from dynamoguard.audit.records import arn_parts, is_false, params
 from dynamoguard.audit.registry import Hit, rule
-from dynamoguard.audit.selectors import management_events_off, uncovered_data_resources
 
 CLOUDTRAIL = "cloudtrail.amazonaws.com"
 
