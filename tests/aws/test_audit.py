@@ -65,16 +65,17 @@ def test_unit_audit_reads_delivered_logs_and_reports_unreadable_ones(seeded, con
                              lambda region: seeded.client("cloudtrail", region_name=region))
     counts = summary["counts"]
     assert (counts["files_listed"], counts["files_read"], counts["files_unreadable"]) == (3, 2, 1)
-    assert (counts["records_read"], counts["records_matched"], counts["records_invalid"]) == (3, 2, 0)
+    assert (counts["records_read"], counts["records_matched"], counts["records_invalid"]) == (3, 3, 0)
     assert counts["digests_read"] == 1 and counts["log_files_verified"] == 2
 
     part = _part(seeded, summary)
     by_rule = {f["rule"]: f for f in part["findings"]}
-    assert _rules(part) == ["ddb-data-not-allowed", "ddb-delete-table", "digest-chain-start", "log-file-unlisted",
-                            "unreadable-log"]
+    assert _rules(part) == ["ddb-data-not-allowed", "ddb-delete-table", "ddb-read-not-allowed", "digest-chain-start",
+                            "log-file-unlisted", "unreadable-log"]
     deleted = by_rule["ddb-delete-table"]
     assert (deleted["severity"], deleted["resource"], deleted["log_key"], deleted["event_id"]) == (
-        "high", "orders", first, "00000000-0000-0000-0000-000000000001")
+        "critical", "orders", first, "00000000-0000-0000-0000-000000000001")
+    assert deleted["table"] == "orders"
     assert deleted["principal"] == "arn:aws:iam::111111111111:user/mallory"
     assert by_rule["ddb-data-not-allowed"]["log_key"] == early
     assert by_rule["unreadable-log"]["log_key"] == bad_key and "truncated" in by_rule["unreadable-log"]["detail"][
@@ -108,6 +109,28 @@ def test_tampered_log_file_and_deleted_digest_are_detected(seeded, config):
     after = _part(seeded, _audit(seeded, config, END))
     assert [(f["rule"], f["severity"], f["resource"], f["log_key"]) for f in after["findings"]] == [
         ("digest-missing", "high", f"s3://{TRAIL_BUCKET}/{first}", second)]
+
+
+def test_late_log_file_listed_in_a_backfill_digest_is_not_unlisted(seeded, config):
+    # CloudTrail user guide, "CloudTrail digest file structure"; aws-cli customizations/cloudtrail/validation.py
+    deliver(seeded.endpoint, [event("PutItem", principal="arn:aws:iam::111111111111:role/orders-service",
+                                    tableName="orders", n=1)], H + timedelta(minutes=5))
+    digest(seeded.endpoint, H + timedelta(minutes=50))
+    late = deliver(seeded.endpoint, [event("DeleteTable", tableName="orders", n=2)], H + timedelta(minutes=30))
+    assert "log-file-unlisted" in _rules(_part(seeded, _audit(seeded, config)))
+    backfill = digest(seeded.endpoint, H + timedelta(minutes=55), backfill=True)
+
+    summary = _audit(seeded, config)
+    part = _part(seeded, summary)
+    assert _rules(part) == ["ddb-delete-table", "digest-chain-start", "digest-chain-start"]
+    starts = {f["log_key"]: f["severity"] for f in part["findings"] if f["rule"] == "digest-chain-start"}
+    assert starts[backfill] == "info"
+    assert summary["counts"]["backfill_digests_read"] == 1 and summary["counts"]["log_files_verified"] == 2
+
+    s3 = seeded.client("s3")
+    s3.put_object(Bucket=TRAIL_BUCKET, Key=late, Body=gzip.compress(b'{"Records":[]}'))  # hide the deletion
+    modified = [f for f in _part(seeded, _audit(seeded, config))["findings"] if f["rule"] == "log-file-modified"]
+    assert [f["log_key"] for f in modified] == [late]
 
 
 def test_forged_digest_signature_is_detected(seeded, config):
@@ -193,7 +216,9 @@ def test_backfilled_interval_gives_the_same_report_overwritten(seeded, config):
     assert keys_first == {"reports/cloudtrail_audit/20260101T1000Z_20260101T1100Z/" + name for name in (
         "findings.jsonl", "summary.json", "parts/111111111111_us-east-1_20260101T1000Z.json")}
     lines = [json.loads(line) for line in body_first.splitlines()]
-    assert first["by_severity"] == count_by_severity(lines) and first["by_severity"]["high"] == 2
+    assert first["by_severity"] == count_by_severity(lines) and first["by_severity"]["critical"] == 2
+    assert [(f["rule"], f["table"]) for f in first["top_findings"][:2]] == [("ddb-delete-table", "orders"),
+                                                                          ("s3-bucket-deleted", None)]
     assert [f["rule"] for f in lines[:2]] == ["ddb-delete-table", "s3-bucket-deleted"]
     for key in ("severity", "rule", "event_time", "principal", "source_ip", "resource", "event_id", "log_key"):
         assert lines[0][key], key
@@ -213,14 +238,17 @@ def test_report_task_notifies_and_fails_on_high_and_respects_fail_on_high(seeded
     context = {"data_interval_start": H, "data_interval_end": END}
     unit = AuditUnitOperator(task_id="audit_unit", unit=run.plan(config, H, END)[0]).execute(context)
 
-    with pytest.raises(AirflowFailException, match="1 high-severity"):
+    with pytest.raises(AirflowFailException, match="1 critical finding") as failure:
         AuditReportOperator(task_id="report", units=[unit], health=[]).execute(context)
+    assert "ddb-delete-backup" in str(failure.value) and "table orders" in str(failure.value)
     messages = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
     body = json.loads(messages[0]["Body"])
-    assert body["Subject"] == "dynamoguard: 1 high-severity CloudTrail finding(s)"
+    assert body["Subject"] == "dynamoguard: 1 critical CloudTrail finding(s)"
     assert "ddb-delete-backup" in body["Message"] and "00000000-0000-0000-0000-000000000007" in body["Message"]
+    assert "principal arn:aws:iam::111111111111:user/mallory" in body["Message"]
 
     lenient = config.model_copy(update={"audit": config.audit.model_copy(update={"fail_on_high": False})})
     monkeypatch.setattr("dynamoguard.config.load_config", lambda *a, **k: lenient)
     summary = AuditReportOperator(task_id="report", units=[unit], health=[]).execute(context)
-    assert summary["by_severity"]["high"] == 1
+    assert summary["by_severity"]["critical"] == 1 and summary["alerting"] == 1
+    assert summary["top_findings"][0]["rule"] == "ddb-delete-backup"
