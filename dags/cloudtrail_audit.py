@@ -12,11 +12,13 @@ re-audits past hours and overwrites their reports with identical ones.
    `plan` -> `audit_unit` (mapped, one per account, region and hour): lists the log files
    *delivered* in the hour (a file belongs to the interval holding the timestamp in its key, so no
    file is read twice and late deliveries are read once), streams and parses each, runs the rules
-   for each record's `(eventSource, eventName)`, validates the hour's digest files (signature,
-   chain, SHA-256 of every log file), and writes its part of the report.
+   for each record's `(eventSource, eventName)` (parsing only records a rule may match), validates
+   the hour's digest files (signature, chain, SHA-256 of every log file, backfill digests), and
+   writes its part of the report.
 3. `report`: `findings.jsonl` + `summary.json` in the reports bucket under
-   `<prefix>/cloudtrail_audit/<start>_<end>/`; summary in the log and XCom; notification on
-   high-severity findings; fails if `audit.fail_on_high`.
+   `<prefix>/cloudtrail_audit/<start>_<end>/`; summary with the top findings (rule, severity,
+   table, principal, object) in the log and XCom; notification on critical or high findings;
+   fails if `audit.fail_on_high`, naming them.
 """
 
 from __future__ import annotations
