@@ -423,3 +423,13 @@ def test_reads_are_grouped_per_principal_and_table_and_high_above_the_hourly_vol
     result.add(fire(record, reader_ctx))
     [finding] = result.all_findings(reader_ctx)
     assert (finding.severity, finding.detail["count"]) == ("high", 4)
+
+
+def test_audit_finding_converts_to_the_shared_shape():
+    [finding] = fire(ev("dynamodb", "DeleteTable", tableName="orders"))
+    shared = finding.to_shared()
+    assert (shared.job, shared.check, shared.severity, shared.table, shared.resource) == (
+        "audit", "ddb-delete-table", "critical", "orders", "orders")
+    assert shared.evidence["principal"] == MALLORY and shared.evidence["event_id"] == "e-1"
+    other = replace(finding, event_id="e-2").to_shared()
+    assert other.id != shared.id  # one shared finding per event

@@ -1,7 +1,9 @@
 """The finding record every part of the audit produces, and the severity scale.
 
-One scale for every job: ``critical`` (a protected table or backup destroyed, the trail blinded),
-``high``, ``medium``, ``low``, ``info``. ``critical`` and ``high`` alert.
+One scale for every job (:data:`dynamoguard.findings.SEVERITIES`): ``critical`` (a protected table or backup
+destroyed, the trail blinded), ``high``, ``medium``, ``low``, ``info``. ``critical`` and ``high`` alert.
+The audit keeps its own record (one per event, with the CloudTrail evidence) and converts it to the shared
+finding with :meth:`Finding.to_shared`.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-ALERT_SEVERITIES = frozenset({"critical", "high"})
+from dynamoguard.findings import ALERT_SEVERITIES, SEVERITIES
+from dynamoguard.findings import Finding as SharedFinding
+
 _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 # Error codes meaning "the caller was not allowed": a blocked attempt is still worth a (lower) finding.
@@ -78,6 +81,14 @@ class Finding:
 
     def sort_key(self) -> tuple:
         return sort_key(self.to_dict())
+
+    def to_shared(self) -> SharedFinding:
+        """The finding in the shared shape (job ``audit``), one per event, log object or gap."""
+        evidence = {k: v for k, v in self.to_dict().items()
+                    if k not in ("severity", "rule", "title", "resource", "table") and v not in (None, {}, "")}
+        return SharedFinding(job="audit", check=self.rule, severity=self.severity, title=self.title,
+                             resource=self.resource, table=self.table, evidence=evidence,
+                             dedup=self.event_id or self.log_key or self.principal or "")
 
 
 def sort_key(finding: dict) -> tuple:
