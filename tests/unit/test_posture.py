@@ -142,6 +142,11 @@ def test_account_wide_audit_findings_about_a_table_count_for_that_table_only():
     assert row(doc, "customers")["cells"]["audit"]["status"] == "green"
     assert doc["account"]["audit"]["ok"] is False and doc["open_findings"]["high"] == 2
     assert {f["scope"] for f in doc["findings"]} == {ACCOUNT_SCOPE}
+    del states[("audit", "orders")], states[("audit", "customers")]  # only the account-wide run has reported
+    doc = posture(states, tables=("orders", "customers"))
+    assert row(doc, "orders")["cells"]["audit"]["reason"] == "1 high: ddb-delete-table"
+    assert row(doc, "customers")["cells"]["audit"]["status"] == "green"
+    assert row(doc, "customers")["cells"]["audit"]["link"] == doc["account"]["audit"]["run_url"]
 
 
 def test_access_cell_answers_who_can_delete_disable_pitr_export_and_delete_backups():

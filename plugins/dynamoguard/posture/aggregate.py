@@ -172,9 +172,15 @@ def export_cell(state: Mapping[str, Any] | None, now: datetime) -> dict[str, Any
 
 
 def _checked_cell(state: Mapping[str, Any] | None, now: datetime, *, never: str, ok: str,
-                  extra: Iterable[Mapping[str, Any]] = (), stale_after: timedelta = CHECK_STALE) -> dict[str, Any]:
-    """A cell decided by open findings (critical/high red, others amber), a failed run, and staleness."""
+                  extra: Iterable[Mapping[str, Any]] = (), stale_after: timedelta = CHECK_STALE,
+                  account_state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A cell decided by open findings (critical/high red, others amber), a failed run, and staleness.
+
+    ``extra`` are findings of the account scope about this table; without a state of the table's own scope,
+    ``account_state`` (the account-wide run) gives the time and link.
+    """
     problems = _open([*(state or {}).get("findings", []), *extra])
+    state = state or account_state
     if not state and not problems:
         return _cell(AMBER, never)
     summary = (state or {}).get("summary") or {}
@@ -239,8 +245,8 @@ def _duration(seconds: Any) -> str:
 def audit_cell(state, account_state, table: str, now: datetime):
     """Open CloudTrail findings about the table, by severity (table scope and account-wide ones naming it)."""
     extra = [f for f in (account_state or {}).get("findings", []) if f.get("table") == table]
-    return _checked_cell(state or account_state, now, never="the CloudTrail audit has not run yet",
-                         ok="no open findings", extra=extra, stale_after=AUDIT_STALE)
+    return _checked_cell(state, now, never="the CloudTrail audit has not run yet", ok="no open findings",
+                         extra=extra, stale_after=AUDIT_STALE, account_state=account_state)
 
 
 def grants_by_resource(report: Mapping[str, Any] | None) -> dict[str, list[Mapping[str, Any]]] | None:
@@ -273,8 +279,8 @@ def who_can(grants: Mapping[str, list[Mapping[str, Any]]] | None, table: str,
 def access_cell(state, account_state, report, grants, table: str, backup_buckets: Iterable[str], now: datetime):
     """Who can delete the table, turn PITR off, export it, or delete its backups; open access findings."""
     extra = [f for f in (account_state or {}).get("findings", []) if f.get("table") == table]
-    cell = _checked_cell(state or account_state, now, never="the access review has not run yet",
-                         ok="only expected principals", extra=extra)
+    cell = _checked_cell(state, now, never="the access review has not run yet", ok="only expected principals",
+                         extra=extra, account_state=account_state)
     answers = who_can(grants, table, backup_buckets)
     cell["details"]["who_can"] = answers
     cell["details"]["report"] = (report or {}).get("key")

@@ -44,7 +44,8 @@ color:#fff}.badge.green{background:var(--green)}.badge.amber{background:var(--am
 details.finding{border-bottom:1px solid var(--line);padding:4px 0}details.finding summary{cursor:pointer}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:320px;font-size:12px}
 form.filters label{margin-right:10px}.charts{display:flex;flex-wrap:wrap;gap:16px}
-.chart{border:1px solid var(--line);padding:8px}.who{margin:2px 0;font-size:12px}
+.chart{border:1px solid var(--line);padding:8px}table.one{width:auto;max-width:1100px}table.one th{width:150px}
+.who{margin:2px 0;font-size:12px}
 """
 
 
@@ -99,9 +100,10 @@ def posture_page(doc: Mapping[str, Any], filters: Mapping[str, str] | None = Non
     totals, counts = doc["totals"], doc["open_findings"]
     head = (f"<h1>Backup posture</h1><div class=\"muted\">Built {_e(_when(doc['generated_at']))} from the findings "
             f"store &middot; <a href=\"api/posture\">JSON</a></div>"
-            f'<p class="totals"><span><span class="badge green">green</span> {totals["green"]} tables</span>'
-            f'<span><span class="badge amber">amber</span> {totals["amber"]}</span>'
-            f'<span><span class="badge red">red</span> {totals["red"]}</span>'
+            f'<p class="totals"><span>{len(doc["tables"])} protected tables:</span>'
+            f'<span>{totals["green"]} <span class="badge green">green</span></span>'
+            f'<span>{totals["amber"]} <span class="badge amber">amber</span></span>'
+            f'<span>{totals["red"]} <span class="badge red">red</span></span>'
             f"<span>Open findings: "
             + ", ".join(f'<a href="?{urlencode({"severity": s, "status": "open"})}#findings">{counts[s]} {s}</a>'
                         for s in SEVERITIES) + "</span></p>")
@@ -272,9 +274,10 @@ def table_page(doc: Mapping[str, Any], table: str, filters: Mapping[str, str] | 
     filters = {k: v for k, v in (filters or {}).items() if k in FILTERS and k != "table" and v}
     body = (f'<p class="small"><a href="../">&lsaquo; all tables</a></p><h1>{_e(table)} '
             f'<span class="badge {row["status"]}">{row["status"]}</span></h1>'
-            f'<table class="posture">{cells}</table>'
+            f'<table class="posture one">{cells}</table>'
             f'<h2>History (last 35 nights)</h2><div class="charts">{"".join(svgs)}</div>'
             f"<h2>Jobs</h2><table><thead><tr><th>Job</th><th>Last run</th><th>Clean</th><th>Last success</th>"
-            f"<th></th></tr></thead><tbody>{jobs}</tbody></table>"
+            f"<th></th></tr></thead><tbody>{jobs or '<tr><td colspan=5 class=muted>no job has reported yet</td></tr>'}"
+            "</tbody></table>"
             + findings_html(mine, filters, root))
     return _page(f"{table}: backup posture", body)
