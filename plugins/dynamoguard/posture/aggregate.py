@@ -284,9 +284,6 @@ def access_cell(state, account_state, report, grants, table: str, backup_buckets
     answers = who_can(grants, table, backup_buckets)
     cell["details"]["who_can"] = answers
     cell["details"]["report"] = (report or {}).get("key")
-    if answers:
-        counts = ", ".join(f"{len(answers[q])} can {text}" for q, (text, _) in ACCESS_QUESTIONS.items())
-        cell["reason"] = f"{cell['reason']}; {counts}"
     return cell
 
 
