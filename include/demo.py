@@ -109,6 +109,8 @@ def main() -> int:
         _wait_for_ui(airflow)
         print(f"\nAirflow is ready after {time.monotonic() - started:.0f}s: http://localhost:{AIRFLOW_PORT}\n"
               f"  user: admin\n  password: {password}\n"
+              f"Backup posture (also under Browse in Airflow's navigation): "
+              f"http://localhost:{AIRFLOW_PORT}/dynamoguard/ (same login)\n"
               f"Logs: .airflow/standalone.log, .airflow/localaws.log. Press Ctrl-C to stop.", flush=True)
         while airflow.poll() is None:
             time.sleep(1)

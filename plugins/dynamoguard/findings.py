@@ -185,6 +185,19 @@ class FindingsStore:
         """The stored state of (job, scope): ``findings``, ``summary``, ``history``, ``updated`` (empty if none)."""
         return self._read(self.key(job, scope))[0]
 
+    def load_many(self, pairs: Iterable[tuple[str, str]], workers: int = 32) -> dict[tuple[str, str], dict[str, Any]]:
+        """The stored state of each (job, scope) in ``pairs``, read concurrently from their known keys (no listing).
+
+        Pairs with nothing stored are left out of the result.
+        """
+        from dynamoguard.concurrency import bounded_map
+
+        def read(job: str, scope: str) -> tuple[tuple[str, str], dict[str, Any]]:
+            return (job, scope), self.load(job, scope)
+
+        states = bounded_map(read, dict.fromkeys(pairs), workers, thread_name_prefix="findings-read")
+        return {pair: state for pair, state in states if state.get("updated")}
+
     def _read(self, key: str) -> tuple[dict[str, Any], str | None]:
         from dynamoguard.aws import error_code
 
