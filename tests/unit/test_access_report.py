@@ -101,6 +101,16 @@ def test_query_on_an_index_is_access_to_the_table(config):
     assert report["matrix"][0]["grants"][0]["resource_pattern"] == ORDERS + "/index/by-status"
 
 
+def test_a_table_name_prefix_reaches_no_other_table_through_its_indexes_or_backups(config):
+    prefix = role("ord-reader", {"Sid": "Ord", "Effect": "Allow",
+                                 "Action": ["dynamodb:Query", "dynamodb:Scan", "dynamodb:DeleteBackup"],
+                                 "Resource": "arn:aws:dynamodb:*:*:table/ord*"})
+    report = review(config, snapshot(SRC, roles=[prefix]))
+    assert {(e["resource"], e["action"]) for e in report["matrix"]} == {
+        ("table:orders", "dynamodb:Query"), ("table:orders", "dynamodb:Scan"), ("table:orders", "dynamodb:DeleteBackup")}
+    assert {f["resource"] for f in report["findings"]} == {"table:orders"}
+
+
 def test_allowlist_patterns_and_service_linked_roles(config):
     data = config.model_dump()
     data["tables"][0]["allowed_principals"] = [f"arn:aws:iam::{SRC}:role/orders-*"]

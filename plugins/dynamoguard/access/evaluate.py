@@ -8,7 +8,8 @@ grants. Results are three-valued: a statement whose Condition cannot be decided 
 of the principal makes the outcome ``conditional`` rather than silently allowed or denied.
 
 Resources may be a scope: an ARN ending in ``*`` stands for every ARN under it ("some export object
-in the bucket"). An Allow counts if its Resource pattern reaches any ARN in the scope; a Deny counts
+in the bucket"); an ARN ending in ``<name>`` (:data:`NAME`) for every ARN ending in one name that cannot
+contain ``:`` or ``/`` (an index name or a backup id under a table). An Allow counts if its Resource pattern reaches any ARN in the scope; a Deny counts
 only if it covers the whole scope (a Deny covering part of it makes the outcome conditional).
 
 Principal parsing uses ``policyuniverse``. Action patterns are matched directly rather than expanded
@@ -30,6 +31,8 @@ from policyuniverse.statement import Statement
 
 _VARIABLE = re.compile(r"\$\{[^}]*\}")
 ANYONE = "*"
+NAME = "<name>"  # at the end of a scope: any one name without ':' or '/' (index names, backup ids)
+_SEPARATORS = frozenset(":/")
 
 
 class Tri(IntEnum):
@@ -100,6 +103,12 @@ def glob_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
 @lru_cache(maxsize=65536)
 def _scope_overlap(pattern: str, scope: str) -> Tri:
     """YES if ``pattern`` matches every ARN in ``scope``, MAYBE if only some, NO if none."""
+    if scope.endswith(NAME):
+        # the rest of the pattern must match a non-empty name free of ':' and '/'
+        rests = [pattern[i:] for i in _consume(pattern, scope[:-len(NAME)])]
+        if any(rest and set(rest) == {"*"} for rest in rests):
+            return Tri.YES
+        return Tri.MAYBE if any(rest and not _SEPARATORS & set(rest) for rest in rests) else Tri.NO
     if not scope.endswith("*"):
         return Tri.YES if glob_match(pattern, scope) else Tri.NO
     states = _consume(pattern, scope[:-1])

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dynamoguard.access.evaluate import (
+    NAME,
     Access,
     PrincipalPolicies,
     evaluate_access,
@@ -77,7 +78,7 @@ class ProtectedResource:
 
 def table_resource(name: str, arn: str, account: str, *, allowed: Iterable[str] = (), fine_grained: bool = False,
                    policy: Mapping[str, Any] | None = None) -> ProtectedResource:
-    scopes = {"table": (arn,), "backup": (f"{arn}/backup/*",), "table+index": (arn, f"{arn}/index/*")}
+    scopes = {"table": (arn,), "backup": (f"{arn}/backup/{NAME}",), "table+index": (arn, f"{arn}/index/{NAME}")}
     return ProtectedResource(
         id=f"table:{name}", name=name, kind="table", account=account, arn=arn,
         scopes={action: scopes[kind] for action, (_, kind) in TABLE_ACTIONS.items()},
