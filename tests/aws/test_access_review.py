@@ -185,7 +185,8 @@ def test_conditional_grant_is_reported_as_conditional(report):
     assert cell(report, "table:orders", mfa, "dynamodb:DeleteTable") == "conditional"
     [finding] = findings(report, mfa)
     assert (finding["kind"], finding["status"], finding["severity"], finding["statement"]) == (
-        "unlisted_destructive", "conditional", "medium", "DropWithMfa")
+        "unlisted_destructive", "conditional", "high", "DropWithMfa")
+    assert finding["message"].endswith("if Bool aws:MultiFactorAuthPresent true")
 
 
 def test_fine_grained_access_required_by_config(report):

@@ -9,7 +9,8 @@ of the principal makes the outcome ``conditional`` rather than silently allowed 
 
 Resources may be a scope: an ARN ending in ``*`` stands for every ARN under it ("some export object
 in the bucket"); an ARN ending in ``<name>`` (:data:`NAME`) for every ARN ending in one name that cannot
-contain ``:`` or ``/`` (an index name or a backup id under a table). An Allow counts if its Resource pattern reaches any ARN in the scope; a Deny counts
+contain ``:`` or ``/`` (an index name or a backup id under a table). An Allow counts if its Resource
+pattern reaches any ARN in the scope; a Deny counts
 only if it covers the whole scope (a Deny covering part of it makes the outcome conditional).
 
 Principal parsing uses ``policyuniverse``. Action patterns are matched directly rather than expanded
@@ -252,13 +253,18 @@ def condition_tri(condition: Mapping[str, Any] | None, principal: Principal | No
     return _all(results)
 
 
-def condition_keys(statement: Mapping[str, Any]) -> list[str]:
-    """Every condition key a statement tests (as written)."""
-    keys = []
-    for entries in (statement.get("Condition") or {}).values():
+def conditions(statement: Mapping[str, Any]) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
+    """(operator, key, values) of every test in a statement's Condition block, as written."""
+    out = []
+    for operator, entries in (statement.get("Condition") or {}).items():
         if isinstance(entries, Mapping):
-            keys.extend(entries)
-    return keys
+            out.extend((operator, key, tuple(str(v) for v in _as_list(values))) for key, values in entries.items())
+    return tuple(out)
+
+
+def condition_text(operator: str, key: str, values: Iterable[str]) -> str:
+    """``StringEquals aws:SourceIp 10.0.0.0/8`` (several values joined by `` | ``)."""
+    return f"{operator} {key} {' | '.join(values)}"
 
 
 # --- statements and policies -----------------------------------------------------------------------
@@ -273,8 +279,12 @@ class Grant:
     conditional: bool
     action_pattern: str
     resource_pattern: str
-    condition_keys: tuple[str, ...] = ()
+    conditions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()  # (operator, key, values)
     source: str = "identity"  # identity | boundary | resource
+
+    @property
+    def condition_keys(self) -> tuple[str, ...]:
+        return tuple(key for _, key, _ in self.conditions)
 
     @property
     def wildcard_action(self) -> bool:
@@ -284,8 +294,8 @@ class Grant:
         return {
             "policy": self.policy, "statement": self.statement, "effect": self.effect,
             "conditional": self.conditional, "action_pattern": self.action_pattern,
-            "resource_pattern": self.resource_pattern, "condition_keys": list(self.condition_keys),
-            "source": self.source,
+            "resource_pattern": self.resource_pattern, "source": self.source,
+            "conditions": [{"operator": o, "key": k, "values": list(v)} for o, k, v in self.conditions],
         }
 
 
@@ -372,7 +382,7 @@ def evaluate_policy(document: Mapping[str, Any] | None, action: str, resource: s
         if tri == Tri.NO:
             continue
         grant = Grant(policy, sid, effect, tri == Tri.MAYBE, action_pattern, resource_pattern,
-                      tuple(condition_keys(stmt)), source)
+                      conditions(stmt), source)
         if effect == "Allow":
             allows.append(grant)
             allow = max(allow, tri)

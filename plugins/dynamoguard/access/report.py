@@ -9,6 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.access.evaluate import condition_text
 from dynamoguard.access.findings import ALERT_SEVERITIES, SEVERITIES, Finding
 from dynamoguard.access.resources import Entry, ProtectedResource
 
@@ -64,13 +65,18 @@ def diff_reports(previous: Mapping[str, Any] | None, current: Mapping[str, Any])
     new_access = [describe(k, d, "can now") for k, d in sorted(new.items())
                   if k not in old or (old[k] == "conditional" and d == "allowed")]
     removed_access = [describe(k, d, "can no longer") for k, d in sorted(old.items()) if k not in new]
-    old_severity = {f["id"]: f["severity"] for f in previous.get("findings", [])}
+    old_findings = {f["id"]: f for f in previous.get("findings", [])}
     new_ids = {f["id"] for f in current["findings"]}
+
+    def worse(f):
+        """New, more severe than before, or a conditional grant that became unconditional."""
+        old = old_findings.get(f["id"])
+        return old is None or SEVERITIES.index(f["severity"]) < SEVERITIES.index(old["severity"]) or (
+            old.get("status") == "conditional" and f["status"] == "allowed")
+
     return {
         "previous_run": previous.get("run_date"),
-        # new, or more severe than before (e.g. a conditional grant that became unconditional)
-        "new_findings": [f for f in current["findings"] if f["id"] not in old_severity
-                         or SEVERITIES.index(f["severity"]) < SEVERITIES.index(old_severity[f["id"]])],
+        "new_findings": [f for f in current["findings"] if worse(f)],
         "resolved_findings": [f for f in previous.get("findings", []) if f["id"] not in new_ids],
         "new_access": new_access,
         "removed_access": removed_access,
@@ -134,6 +140,31 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _conditions(grant: Mapping[str, Any]) -> str:
+    return " and ".join(condition_text(c["operator"], c["key"], c["values"]) for c in grant.get("conditions", ()))
+
+
+def evidence_text(item: Mapping[str, Any]) -> str:
+    """One line of evidence: a statement (with its conditions) or a hop of an escalation path."""
+    if "hop" in item:
+        return f"hop {item['hop']}: {item['text']}"
+    if "statement" not in item:
+        return ", ".join(f"{k}: {v}" for k, v in item.items())
+    conditions = _conditions(item)
+    return (f"{item['effect']}: {item['policy']} / {item['statement']}"
+            + (f" if {conditions}" if conditions else ""))
+
+
+def _cell(entry: Mapping[str, Any]) -> str:
+    lines = [f"{i + 1}. {hop['text']}" for i, hop in enumerate(entry.get("path", ()))]
+    lines += [evidence_text(g) for g in (*entry["grants"], *entry.get("denies", ()))]
+    mark = _CELL[entry["decision"]] + (" via" if entry.get("path") else "")
+    tests = sorted({_conditions(g) for g in entry["grants"] if g.get("conditions")})
+    if entry["decision"] == "conditional" and tests:
+        mark += "<br><small>" + "<br>".join(_e(t) for t in tests) + "</small>"
+    return f"<td class='{_e(entry['decision'])}' title='{_e(chr(10).join(lines))}'>{mark}</td>"
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """A standalone page: findings first, the diff, then a who-can-do-what matrix per resource."""
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Access review {_e(report['run_date'])}"
@@ -144,12 +175,12 @@ def render_html(report: Mapping[str, Any]) -> str:
            f"<h2>Findings ({len(report['findings'])})</h2>"]
     if report["findings"]:
         out.append("<table><tr><th>Severity</th><th>Status</th><th>Kind</th><th>Principal</th><th>Actions</th>"
-                   "<th>Resource</th><th>Policy</th><th>Statement</th><th>Details</th></tr>")
+                   "<th>Resource</th><th>Details</th><th>Evidence</th></tr>")
         for f in report["findings"]:
+            evidence = "<br>".join(_e(evidence_text(item)) for item in f.get("evidence", ()))
             out.append(f"<tr><td class='{_e(f['severity'])}'>{_e(f['severity'])}</td><td>{_e(f['status'])}</td>"
                        f"<td>{_e(f['kind'])}</td><td>{_e(f['principal'])}</td><td>{_e(', '.join(f['actions']))}</td>"
-                       f"<td>{_e(f['resource'])}</td><td>{_e(f['policy'])}</td><td>{_e(f['statement'])}</td>"
-                       f"<td>{_e(f['message'])}</td></tr>")
+                       f"<td>{_e(f['resource'])}</td><td>{_e(f['message'])}</td><td>{evidence}</td></tr>")
         out.append("</table>")
     else:
         out.append("<p>No findings.</p>")
@@ -160,7 +191,9 @@ def render_html(report: Mapping[str, Any]) -> str:
              + [a["text"] for a in diff["new_access"]] + [a["text"] for a in diff["removed_access"]])
     out.extend(f"<li>{_e(i)}</li>" for i in items or ["No changes."])
     out.append("</ul><h2>Who can do what</h2>"
-               "<p>&#10004; allowed, ? conditional (a condition we cannot decide), &#10006; explicitly denied.</p>")
+               "<p>&#10004; allowed, ? conditional (a condition we cannot decide, shown under the mark), "
+               "&#10006; explicitly denied; <em>via</em>: reached through an escalation path (hover for the hops "
+               "and statements).</p>")
     for resource in report["resources"]:
         actions = list(resource["actions"])
         cells: dict[str, dict[str, Mapping[str, Any]]] = {}
@@ -180,9 +213,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                 if e is None:
                     row.append("<td></td>")
                     continue
-                via = "; ".join(f"{g['effect']}: {g['policy']} / {g['statement']}"
-                                for g in (*e["grants"], *e.get("denies", ())))
-                row.append(f"<td class='{_e(e['decision'])}' title='{_e(via)}'>{_CELL[e['decision']]}</td>")
+                row.append(_cell(e))
             out.append("".join(row) + "</tr>")
         out.append("</table>")
     out.append("<h2>Limitations</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in report["limitations"]) + "</ul>")

@@ -121,18 +121,30 @@ _RANK = {"not_allowed": 0, "denied": 1, "conditional": 2, "allowed": 3}
 
 @dataclass(frozen=True)
 class Entry:
-    """One cell of the matrix: what ``principal`` may do with ``action`` on ``resource``."""
+    """One cell of the matrix: what ``principal`` may do with ``action`` on ``resource``.
+
+    Direct access has no ``path``; access gained by escalation has the hops (``escalation.Hop``) from
+    ``who`` to the principal whose policies grant it (``access``: that principal's grants, and the
+    decision of the whole path).
+    """
 
     resource: ProtectedResource
     who: PrincipalPolicies
     action: str
     category: str
     access: Access
+    path: tuple = ()
+
+    @property
+    def table(self) -> str | None:
+        return self.resource.name if self.resource.kind == "table" else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "resource": self.resource.id, "principal": self.who.arn, "principal_kind": self.who.principal.kind,
-            "action": self.action, "category": self.category, "decision": self.access.decision,
+            "resource": self.resource.id, "table": self.table, "principal": self.who.arn,
+            "principal_kind": self.who.principal.kind, "action": self.action, "category": self.category,
+            "decision": self.access.decision, "via": "path" if self.path else "direct",
+            "path": [hop.to_dict() for hop in self.path],
             "grants": [g.to_dict() for g in self.access.grants],
             "denies": [g.to_dict() for g in self.access.denies],
         }
