@@ -102,7 +102,7 @@ def glob_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
 
 
 @lru_cache(maxsize=65536)
-def _scope_overlap(pattern: str, scope: str) -> Tri:
+def scope_overlap(pattern: str, scope: str) -> Tri:
     """YES if ``pattern`` matches every ARN in ``scope``, MAYBE if only some, NO if none."""
     if scope.endswith(NAME):
         # the rest of the pattern must match a non-empty name free of ':' and '/'
@@ -179,24 +179,24 @@ def statement_principals(statement: Mapping[str, Any]) -> list[Principal]:
     return out
 
 
-def _principal_matches(entry: Principal, principal: Principal, deny: bool) -> bool:
+def _principal_matches(entry: Principal, principal: Principal, account_wide: bool) -> bool:
     if entry.is_anyone:
         return True
     if entry.kind == "account":
         # An account principal delegates to that account's own IAM policies: an Allow grants nothing by
         # itself to a role or user of the account (their identity policy must allow too), while a Deny
-        # applies to every identity of the account.
-        return principal.account == entry.account and (deny or principal.kind == "account")
+        # applies to every identity of the account (``account_wide``).
+        return principal.account == entry.account and (account_wide or principal.kind == "account")
     return glob_match(entry.arn, principal.arn)
 
 
-def _principal_tri(statement: Mapping[str, Any], principal: Principal | None) -> Tri:
+def _principal_tri(statement: Mapping[str, Any], principal: Principal | None, delegated: bool = False) -> Tri:
     if "Principal" not in statement and "NotPrincipal" not in statement:
         return Tri.YES  # identity policy: the principal is whoever holds it
     if principal is None:
         return Tri.NO
-    deny = statement.get("Effect") == "Deny"
-    named = any(_principal_matches(p, principal, deny) for p in statement_principals(statement))
+    account_wide = delegated or statement.get("Effect") == "Deny"
+    named = any(_principal_matches(p, principal, account_wide) for p in statement_principals(statement))
     return Tri.YES if named != ("NotPrincipal" in statement) else Tri.NO
 
 
@@ -221,11 +221,13 @@ def _context(principal: Principal | None) -> dict[str, str]:
     return ctx
 
 
-def condition_tri(condition: Mapping[str, Any] | None, principal: Principal | None) -> Tri:
-    """Whether a Condition block holds: decided only for keys known from the principal, else MAYBE."""
+def condition_tri(condition: Mapping[str, Any] | None, principal: Principal | None,
+                  context: Mapping[str, str] | None = None) -> Tri:
+    """Whether a Condition block holds: decided only for keys known from the principal or given in
+    ``context`` (lower-cased key -> value, e.g. ``iam:passedtoservice``), else MAYBE."""
     if not condition:
         return Tri.YES
-    ctx = _context(principal)
+    ctx = {**_context(principal), **(context or {})}
     results = []
     for operator, entries in condition.items():
         # the keys we decide are always present, so ...IfExists behaves like the plain operator
@@ -314,7 +316,7 @@ def statements(document: Mapping[str, Any] | None) -> list[tuple[str, Mapping[st
     return [(str(s.get("Sid") or f"#{i}"), s) for i, s in enumerate(items)]
 
 
-def _action_match(statement: Mapping[str, Any], action: str) -> str | None:
+def action_match(statement: Mapping[str, Any], action: str) -> str | None:
     if "NotAction" in statement:
         excluded = _as_list(statement["NotAction"])
         if any(glob_match(p, action, ignore_case=True) for p in excluded):
@@ -329,16 +331,18 @@ def _action_match(statement: Mapping[str, Any], action: str) -> str | None:
 def _resource_match(statement: Mapping[str, Any], scope: str, deny: bool) -> tuple[Tri, str]:
     if "NotResource" in statement:
         patterns = _as_list(statement["NotResource"])
-        overlap = _any(_scope_overlap(_VARIABLE.sub("*", p), scope) for p in patterns)
+        overlap = _any(scope_overlap(_VARIABLE.sub("*", p), scope) for p in patterns)
         tri = _not(overlap)
         if overlap and any(_VARIABLE.search(p) for p in patterns):
             tri = Tri.MAYBE
         elif tri == Tri.MAYBE and not deny:
             tri = Tri.YES  # part of the scope is outside NotResource, so the Allow reaches it
         return tri, "NotResource " + ",".join(patterns)
+    if "Resource" not in statement:
+        return Tri.YES, scope  # a trust policy: it applies to the role it belongs to
     best, best_pattern = Tri.NO, ""
     for pattern in _as_list(statement.get("Resource")):
-        overlap = _scope_overlap(_VARIABLE.sub("*", pattern), scope)
+        overlap = scope_overlap(_VARIABLE.sub("*", pattern), scope)
         if overlap and _VARIABLE.search(pattern):
             overlap = Tri.MAYBE
         elif overlap == Tri.MAYBE and not deny:
@@ -362,11 +366,14 @@ NO_POLICY = PolicyResult(Tri.NO, Tri.NO)
 
 
 def evaluate_policy(document: Mapping[str, Any] | None, action: str, resource: str, *, policy: str = "",
-                    principal: Principal | None = None, source: str = "identity") -> PolicyResult:
+                    principal: Principal | None = None, source: str = "identity",
+                    context: Mapping[str, str] | None = None, delegated: bool = False) -> PolicyResult:
     """Does ``document`` allow or deny ``action`` on ``resource`` (an ARN or ``prefix*`` scope)?
 
     ``principal`` is required to evaluate resource policies (their Principal element) and lets
-    conditions on ``aws:PrincipalArn``/``aws:PrincipalAccount`` be decided.
+    conditions on ``aws:PrincipalArn``/``aws:PrincipalAccount`` be decided; ``context`` adds known
+    request keys. ``delegated``: an Allow naming the principal's account counts (the account delegates
+    to its identity policies, which the caller checks separately).
     """
     allows, denies = [], []
     allow = deny = Tri.NO
@@ -374,11 +381,12 @@ def evaluate_policy(document: Mapping[str, Any] | None, action: str, resource: s
         effect = stmt.get("Effect")
         if effect not in ("Allow", "Deny"):
             continue
-        action_pattern = _action_match(stmt, action)
+        action_pattern = action_match(stmt, action)
         if action_pattern is None:
             continue
         resource_tri, resource_pattern = _resource_match(stmt, resource, deny=effect == "Deny")
-        tri = _all([resource_tri, _principal_tri(stmt, principal), condition_tri(stmt.get("Condition"), principal)])
+        tri = _all([resource_tri, _principal_tri(stmt, principal, delegated),
+                    condition_tri(stmt.get("Condition"), principal, context)])
         if tri == Tri.NO:
             continue
         grant = Grant(policy, sid, effect, tri == Tri.MAYBE, action_pattern, resource_pattern,
@@ -431,21 +439,29 @@ class Access:
 
 
 def evaluate_access(who: PrincipalPolicies, action: str, resource: str,
-                    resource_policy: Mapping[str, Any] | None = None, resource_policy_name: str = "") -> Access:
+                    resource_policy: Mapping[str, Any] | None = None, resource_policy_name: str = "", *,
+                    context: Mapping[str, str] | None = None, resource_account: str | None = None,
+                    trust: bool = False) -> Access:
     """Combine identity policies, permissions boundary and resource policy for one request.
 
     Same-account rules: identity Allow (limited by the boundary) or resource-policy Allow naming the
     principal; a boundary also limits what a resource policy grants to a role (but not to a user named
     by ARN). For principals of other accounts only the resource policy is known: their own account's
     identity policies must allow the request too, which this account cannot see.
+
+    ``trust``: the resource policy is a role's trust policy, which must itself admit the principal (by
+    ARN, or its account when the identity policies allow the call too). A principal of another account
+    than ``resource_account`` whose identity policies are known needs both sides to allow.
+    (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html,
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_manage-assume.html)
     """
     principal = who.principal
-    identity = [evaluate_policy(doc, action, resource, policy=name, principal=principal)
+    identity = [evaluate_policy(doc, action, resource, policy=name, principal=principal, context=context)
                 for name, doc in who.identity]
     boundary = (evaluate_policy(who.boundary[1], action, resource, policy=who.boundary[0], principal=principal,
-                                source="boundary") if who.boundary else None)
+                                source="boundary", context=context) if who.boundary else None)
     rp = (evaluate_policy(resource_policy, action, resource, policy=resource_policy_name, principal=principal,
-                          source="resource") if resource_policy else NO_POLICY)
+                          source="resource", context=context) if resource_policy else NO_POLICY)
 
     id_allow = _any(r.allow for r in identity)
     if who.external:
@@ -455,11 +471,21 @@ def evaluate_access(who: PrincipalPolicies, action: str, resource: str,
         id_allow = _all([id_allow, boundary.allow])
         if principal.kind != "user":
             rp_allow = _all([rp_allow, boundary.allow])
+    cross = resource_account is not None and principal.account != resource_account and not who.external
+    if trust or cross:
+        admitted = (evaluate_policy(resource_policy, action, resource, policy=resource_policy_name,
+                                    principal=principal, source="resource", context=context, delegated=True)
+                    if resource_policy else NO_POLICY)
+        both = _all([admitted.allow, id_allow])
+        allow_path = both if cross else _any([rp_allow, both])
+        rp_grants = admitted.allows
+    else:
+        allow_path = _any([id_allow, rp_allow])
+        rp_grants = rp.allows if rp_allow else ()
     deny = _any([*(r.deny for r in identity), boundary.deny if boundary else Tri.NO, rp.deny])
-    allow = _all([_any([id_allow, rp_allow]), _not(deny)])
+    allow = _all([allow_path, _not(deny)])
 
     grants = [g for r in identity for g in r.allows] if id_allow else []
-    if rp_allow:
-        grants.extend(rp.allows)
+    grants.extend(rp_grants)
     denies = [g for r in (*identity, *([boundary] if boundary else []), rp) for g in r.denies]
     return Access(decision(allow, deny), tuple(grants) if allow else (), tuple(denies))

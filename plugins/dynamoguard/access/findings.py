@@ -191,6 +191,38 @@ def fine_grained_missing(entries: list[Entry]) -> list[Finding]:
     )
 
 
+def escalation_paths(entries: list[Entry]) -> list[Finding]:
+    """Access gained through an escalation path by a principal outside the resource's allowlist.
+
+    Critical when the path reaches deleting a protected table or its backups; high for the other
+    destructive actions, exports and backup reads; medium for item reads and writes.
+    """
+    groups: dict[tuple, list[Entry]] = {}
+    for entry in entries:
+        if entry.path and entry.access.decision in ACTIVE and _unlisted(entry):
+            route = " ; ".join(f"{h.kind} {h.target.label}" for h in entry.path)
+            groups.setdefault((entry.who.arn, entry.resource.id, route), []).append(entry)
+    out = []
+    for (principal, _, route), items in groups.items():
+        entry, r = items[0], items[0].resource
+        actions = tuple(sorted({e.action for e in items}))
+        status = "allowed" if any(e.access.decision == "allowed" for e in items) else "conditional"
+        if DELETIONS & set(actions):
+            severity = "critical"
+        elif any(e.category == DESTRUCTIVE for e in items) or BULK_READS & set(actions):
+            severity = "high"
+        else:
+            severity = "medium"
+        hops = [{"hop": n, **hop.to_dict()} for n, hop in enumerate(entry.path, 1)]
+        end = entry.path[-1].target.label
+        terminal = [{**g.to_dict(), "holder": end} for e in items for g in e.access.grants]
+        message = (f"{principal} {_verb(status)} {', '.join(actions)} on {r.kind} {r.name} by escalation: "
+                   + " -> ".join(h.text for h in entry.path))
+        out.append(Finding("escalation_path", severity, status, principal, "escalation path", route, r.id, r.arn,
+                           r.account, actions, message, entry.table, _unique(hops + terminal)))
+    return out
+
+
 def missing_boundaries(entries: list[Entry], principals: Iterable[PrincipalPolicies]) -> list[Finding]:
     """Roles with access to a protected resource but no permissions boundary (service-linked roles excepted)."""
     unbounded = {p.arn for p in principals if p.principal.kind == "role" and p.boundary is None
@@ -245,7 +277,7 @@ def all_findings(entries: list[Entry], resources: list[ProtectedResource], princ
                  require_permission_boundary: bool) -> list[Finding]:
     """Every finding, most severe first."""
     findings = (unlisted_destructive(entries) + unlisted_data_access(entries) + wildcard_grants(entries)
-                + fine_grained_missing(entries) + cross_account(resources))
+                + fine_grained_missing(entries) + escalation_paths(entries) + cross_account(resources))
     if require_permission_boundary:
         findings += missing_boundaries(entries, principals)
     return sorted(findings, key=lambda f: (SEVERITIES.index(f.severity), f.resource, f.principal, f.kind, f.policy,

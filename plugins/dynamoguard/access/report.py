@@ -46,6 +46,11 @@ def _short(action: str) -> str:
     return action.split(":", 1)[-1]
 
 
+def _route(entry: Mapping[str, Any]) -> str | None:
+    """``assume <role> -> pass_role <role>`` for access through an escalation path, None for direct access."""
+    return " -> ".join(f"{h['kind']} {h['to']}" for h in entry.get("path", ())) or None
+
+
 def diff_reports(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> dict[str, Any]:
     """New and resolved findings, and access that appeared or disappeared since ``previous``."""
     if previous is None:
@@ -53,18 +58,25 @@ def diff_reports(previous: Mapping[str, Any] | None, current: Mapping[str, Any])
                 "removed_access": []}
     names = {r["id"]: r["name"] for r in (*previous.get("resources", []), *current["resources"])}
     active = ("allowed", "conditional")
-    old = {_entry_key(e): e["decision"] for e in previous.get("matrix", []) if e["decision"] in active}
-    new = {_entry_key(e): e["decision"] for e in current["matrix"] if e["decision"] in active}
+    old = {_entry_key(e): (e["decision"], _route(e)) for e in previous.get("matrix", []) if e["decision"] in active}
+    new = {_entry_key(e): (e["decision"], _route(e)) for e in current["matrix"] if e["decision"] in active}
 
-    def describe(key, decision, verb):
-        resource, principal, action = key
-        how = "" if decision == "allowed" else " (conditionally)"
+    def describe(key, state, verb):
+        (resource, principal, action), (decision, route) = key, state
+        how = (f" via {route}" if route else "") + ("" if decision == "allowed" else " (conditionally)")
+        text = f"{principal} {verb} {_short(action)} {names.get(resource, resource)}{how}"
         return {"resource": resource, "principal": principal, "action": action, "decision": decision,
-                "text": f"{principal} {verb} {_short(action)} {names.get(resource, resource)}{how}"}
+                "via": route or "direct", "text": text}
 
-    new_access = [describe(k, d, "can now") for k, d in sorted(new.items())
-                  if k not in old or (old[k] == "conditional" and d == "allowed")]
-    removed_access = [describe(k, d, "can no longer") for k, d in sorted(old.items()) if k not in new]
+    def gained(key, state):
+        """New access, access that lost its condition, or a new escalation path to it."""
+        if key not in old:
+            return True
+        (was, old_route), (now, route) = old[key], state
+        return (was == "conditional" and now == "allowed") or (route != old_route and route is not None)
+
+    new_access = [describe(k, s, "can now") for k, s in sorted(new.items()) if gained(k, s)]
+    removed_access = [describe(k, s, "can no longer") for k, s in sorted(old.items()) if k not in new]
     old_findings = {f["id"]: f for f in previous.get("findings", [])}
     new_ids = {f["id"] for f in current["findings"]}
 
