@@ -38,20 +38,25 @@ from typing import Any
 
 from dynamoguard.access.collect import policy_document
 from dynamoguard.access.evaluate import (
+    _VARIABLE,
     Access,
     Grant,
     Principal,
     PrincipalPolicies,
     Tri,
     action_match,
+    decision,
     evaluate_access,
     evaluate_policy,
+    glob_match,
+    relevant_statements,
     scope_overlap,
     statement_principals,
     statements,
 )
 
 ACTIVE = ("allowed", "conditional")
+NOT_ALLOWED = Access("not_allowed")
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Sid": "Anything", "Effect": "Allow", "Action": "*",
                                                           "Resource": "*"}]}
 IAM_SCOPE = "arn:aws:iam::*"
@@ -101,6 +106,8 @@ WRITE_POLICY = {"role": ("iam:AttachRolePolicy", "iam:PutRolePolicy"),
 WRITE_GROUP_POLICY = ("iam:AttachGroupPolicy", "iam:PutGroupPolicy")
 DROP_BOUNDARY = {"role": ("iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary"),
                  "user": ("iam:DeleteUserPermissionsBoundary", "iam:PutUserPermissionsBoundary")}
+MODIFY_ACTIONS = (*WRITE_POLICY["role"], *WRITE_POLICY["user"], *DROP_BOUNDARY["role"], *DROP_BOUNDARY["user"],
+                  "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion")
 
 
 @dataclass(frozen=True, order=True)
@@ -113,8 +120,9 @@ class Node:
     groups: frozenset[str] = frozenset()  # group ARNs it added itself to
 
     @property
-    def base(self) -> Node:
-        return Node(self.arn)
+    def is_base(self) -> bool:
+        """The principal as it is (not turned into anything by an escalation)."""
+        return not (self.admin or self.unbounded or self.groups)
 
     @property
     def label(self) -> str:
@@ -126,7 +134,12 @@ class Node:
 
 @dataclass(frozen=True)
 class Hop:
-    """One step of an escalation path: ``source`` can come to act as ``target``."""
+    """One step of an escalation path: ``source`` can come to act as ``target``.
+
+    A hop to a whole family of principals (every role trusting the account, every user...) has
+    ``family`` set (its key in :attr:`Estate.families`, and the members it does not reach) and a
+    placeholder target; a path holds it with the member it went through.
+    """
 
     source: Node
     target: Node
@@ -134,6 +147,7 @@ class Hop:
     how: str
     decision: str  # allowed | conditional
     grants: tuple[Grant, ...] = ()
+    family: tuple[str, frozenset[str]] | None = None
 
     @property
     def text(self) -> str:
@@ -165,6 +179,7 @@ class Estate:
     attached: dict[str, list[str]] = field(default_factory=dict)  # principal ARN -> customer policy ARNs
     boundary_arn: dict[str, str] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)  # customer policy ARN -> number of versions
+    _variants: dict[Node, PrincipalPolicies] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_snapshots(cls, snapshots: Iterable[Mapping[str, Any]],
@@ -208,12 +223,18 @@ class Estate:
     def policies(self, node: Node) -> PrincipalPolicies:
         """The policies that apply to ``node``'s requests."""
         base = self.principals[node.arn]
+        if node.is_base:
+            return base
+        if node in self._variants:
+            return self._variants[node]
         identity = list(base.identity)
         for group in sorted(node.groups):
             identity.extend(self.groups[group])
         if node.admin:
             identity.append((f"any policy {node.arn} attaches to itself", ADMIN_POLICY))
-        return replace(base, identity=tuple(identity), boundary=None if node.unbounded else base.boundary)
+        variant = replace(base, identity=tuple(identity), boundary=None if node.unbounded else base.boundary)
+        self._variants[node] = variant
+        return variant
 
     @cached_property
     def roles_by_trusted(self) -> dict[str, list[str]]:
@@ -232,6 +253,11 @@ class Estate:
                         index[key].append(role)
         return index
 
+    @cached_property
+    def simple_service_roles(self) -> frozenset[str]:
+        """Roles in a ``service:`` family (their trust admits one service, unconditionally)."""
+        return frozenset(m for k, members in self.families.items() if k.startswith("service:") for m in members)
+
     def users(self, account: str) -> list[str]:
         return self._of_kind("user", account)
 
@@ -241,9 +267,48 @@ class Estate:
     def _of_kind(self, kind: str, account: str) -> list[str]:
         return [arn for arn, p in self.principals.items() if (p.principal.kind, p.principal.account) == (kind, account)]
 
+    def _simple_trust(self, role: str) -> str | None:
+        """The one account id or service a trust policy admits without conditions (None if it is not that simple)."""
+        doc = self.trust.get(role) or {}
+        found = set()
+        for _, stmt in statements(doc):
+            if stmt.get("Effect") != "Allow" or stmt.get("Condition") or "NotPrincipal" in stmt \
+                    or action_match(stmt, "sts:AssumeRole") is None:
+                return None
+            for p in statement_principals(stmt):
+                if p.kind not in ("account", "service"):
+                    return None
+                found.add(p.account if p.kind == "account" else p.arn)
+        return found.pop() if len(found) == 1 else None
+
+    @cached_property
+    def families(self) -> dict[str, tuple[str, ...]]:
+        """Principals a hop can reach all alike: ``roles:<account>``, ``users:<account>``, ``trusting:<account>``
+        (roles whose trust admits the account, nothing else), ``service:<account>:<service>[:profile]``."""
+        out: dict[str, list[str]] = {}
+        for arn, p in sorted(self.principals.items()):
+            account = p.principal.account
+            out.setdefault(f"{p.principal.kind}s:{account}", []).append(arn)
+            if p.principal.kind != "role":
+                continue
+            trusted = self._simple_trust(arn)
+            if trusted is None:
+                continue
+            if trusted.isdigit():
+                out.setdefault(f"trusting:{trusted}", []).append(arn)
+            else:
+                profile = ":profile" if arn in self.instance_profiles else ""
+                out.setdefault(f"service:{account}:{trusted}{profile}", []).append(arn)
+        return {k: tuple(v) for k, v in out.items()}
+
 
 class Graph:
-    """Edges out of each node, computed on demand and cached."""
+    """Edges out of each node, computed on demand and cached.
+
+    When a node's policies treat a family of principals alike (``"*"``, ``role/*``), one hop to the
+    family stands for a hop to each member; members named by a statement of their own are evaluated
+    one by one.
+    """
 
     def __init__(self, estate: Estate):
         self.estate = estate
@@ -253,32 +318,36 @@ class Graph:
     def can(self, node: Node, action: str, resource: str, context: Mapping[str, str] | None = None) -> Access:
         key = (node, action, resource, tuple(sorted((context or {}).items())))
         if key not in self._access:
-            self._access[key] = evaluate_access(self.estate.policies(node), action, resource, context=context)
+            who = self.estate.policies(node)
+            if not any(relevant_statements(doc, action) for _, doc in who.identity):
+                self._access[key] = NOT_ALLOWED  # no statement of its own policies names the action
+            else:
+                self._access[key] = evaluate_access(who, action, resource, context=context)
         return self._access[key]
 
-    def can_each(self, node: Node, action: str, targets: Sequence[str],
-                 context: Mapping[str, str] | None = None) -> dict[str, Access]:
-        """The access to each target ARN, evaluated once when no statement tells the targets apart."""
-        overall = self.can(node, action, IAM_SCOPE, context)
-        if overall.decision in ("not_allowed", "denied") or self._uniform(node, action):
-            return dict.fromkeys(targets, overall) if overall.decision in ACTIVE else {}
-        return {t: a for t in targets if (a := self.can(node, action, t, context)).decision in ACTIVE}
-
-    def _uniform(self, node: Node, action: str) -> bool:
-        """Whether every statement for ``action`` names ``*`` or no IAM resource at all."""
+    def _partial(self, node: Node, actions: Iterable[str], scope: str) -> list[str]:
+        """Resource patterns of ``node``'s statements for ``actions`` that cover only part of ``scope``."""
         pp = self.estate.policies(node)
         docs = [d for _, d in pp.identity] + ([pp.boundary[1]] if pp.boundary else [])
-        for doc in docs:
-            for _, stmt in statements(doc):
-                if action_match(stmt, action) is None:
-                    continue
-                if "NotResource" in stmt:
-                    return False
-                patterns = stmt.get("Resource")
-                for pattern in [patterns] if isinstance(patterns, str) else patterns or []:
-                    if pattern != "*" and scope_overlap(pattern, IAM_SCOPE) != Tri.NO:
-                        return False
-        return True
+        out = []
+        for action in actions:
+            for doc in docs:
+                for _, stmt, _ in relevant_statements(doc, action):
+                    patterns = stmt.get("NotResource", stmt.get("Resource", "*"))
+                    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+                        pattern = _VARIABLE.sub("*", pattern)
+                        if "NotResource" in stmt or scope_overlap(pattern, scope) == Tri.MAYBE:
+                            out.append(pattern)
+        return out
+
+    def split(self, node: Node, actions: Sequence[str], members: Sequence[str], scope: str,
+              evaluate) -> tuple[Access | None, dict[str, Access]]:
+        """Access to the members no statement singles out (evaluated once) and to each singled-out member."""
+        partial = self._partial(node, actions, scope)
+        special = [m for m in members if any(glob_match(p, m) for p in partial)]
+        rest = [m for m in members if m not in special]
+        group = evaluate(rest[0]) if rest else None
+        return group, {m: evaluate(m) for m in special}
 
     def edges(self, node: Node) -> list[Hop]:
         if node not in self._edges:
@@ -289,16 +358,31 @@ class Graph:
         tri = min(_tri(a) for a in accesses)
         return Hop(source, target, kind, how, _decision(tri), tuple(g for a in accesses for g in a.grants))
 
+    def _family_hops(self, node: Node, family: str, kind: str, how: str, actions: Sequence[str], scope: str,
+                     evaluate, extra: Sequence[Access] = ()) -> list[Hop]:
+        """Hops to the members of ``family``: one family hop, plus one per singled-out member."""
+        members = [m for m in self.estate.families.get(family, ()) if m != node.arn]
+        if not members or any(a.decision not in ACTIVE for a in extra):
+            return []
+        group, special = self.split(node, actions, members, scope, evaluate)
+        hops = [self._hop(node, Node(m), kind, how, [a, *extra]) for m, a in special.items() if a.decision in ACTIVE]
+        if group is not None and group.decision in ACTIVE:
+            # the node itself may be a member: what it has is never a gain, so it needs no exclusion
+            excluded = frozenset(m for m, a in special.items() if a.decision not in ACTIVE)
+            hop = self._hop(node, Node(f"every member of {family}"), kind, how, [group, *extra])
+            hops.append(replace(hop, family=(family, excluded)))
+        return hops
+
     def _compute(self, node: Node) -> list[Hop]:
         hops: list[Hop] = []
         hops += self._assume(node)
         hops += self._update_trust(node)
         hops += self._pass_role(node)
         hops += self._credentials(node)
-        direct = {h.target.arn for h in hops}
         hops += self._modify(node, node)
-        for arn in sorted(direct):
-            hops += self._modify(node, Node(arn))
+        if any(self.can(node, a, IAM_SCOPE).decision in ACTIVE for a in MODIFY_ACTIONS):
+            for arn in sorted({h.target.arn for h in hops if h.family is None and h.target.arn != node.arn}):
+                hops += self._modify(node, Node(arn))
         hops += self._join_group(node)
         best: dict[Node, Hop] = {}
         for hop in hops:  # one hop per target, an allowed one if there is one
@@ -307,42 +391,59 @@ class Graph:
                 best[hop.target] = hop
         return list(best.values())
 
+    def _assume_access(self, node: Node, role: str, trust: Mapping[str, Any] | None = None,
+                       name: str = "") -> Access:
+        account = self.estate.principals[role].principal.account
+        return evaluate_access(self.estate.policies(node), "sts:AssumeRole", role,
+                               trust if trust is not None else self.estate.trust[role],
+                               name or f"trust policy of {role}", resource_account=account, trust=True)
+
     def _assume(self, node: Node) -> list[Hop]:
         me = self.estate.principals[node.arn].principal
+        how = "sts:AssumeRole, admitted by the role's trust policy"
         index = self.estate.roles_by_trusted
+        simple = set(self.estate.families.get(f"trusting:{me.account}", ()))
         candidates = set(index.get(node.arn, ())) | set(index.get("*", ()))
+        hops = []
         if self.can(node, "sts:AssumeRole", IAM_SCOPE).decision in ACTIVE:
-            candidates |= set(index.get(me.account, ()))
-        out = []
+            candidates |= set(index.get(me.account, ())) - simple
+            hops += self._family_hops(node, f"trusting:{me.account}", "assume", how, ["sts:AssumeRole"], IAM_SCOPE,
+                                      lambda role: self._assume_access(node, role))
         for role in sorted(candidates - {node.arn}):
-            if role not in self.estate.principals:
-                continue
-            account = self.estate.principals[role].principal.account
-            access = evaluate_access(self.estate.policies(node), "sts:AssumeRole", role, self.estate.trust[role],
-                                     f"trust policy of {role}", resource_account=account, trust=True)
-            if access.decision in ACTIVE:
-                out.append(self._hop(node, Node(role), "assume", "sts:AssumeRole, admitted by the role's trust policy",
-                                     [access]))
-        return out
+            if role in self.estate.principals:
+                access = self._assume_access(node, role)
+                if access.decision in ACTIVE:
+                    hops.append(self._hop(node, Node(role), "assume", how, [access]))
+        return hops
 
     def _update_trust(self, node: Node) -> list[Hop]:
         me = self.estate.principals[node.arn].principal
-        roles = [r for r in self.estate.roles(me.account) if r != node.arn]
-        out = []
-        for role, write in self.can_each(node, "iam:UpdateAssumeRolePolicy", roles).items():
+        if self.can(node, "iam:UpdateAssumeRolePolicy", IAM_SCOPE).decision not in ACTIVE:
+            return []
+
+        def rewrite_and_assume(role: str) -> Access:
+            write = self.can(node, "iam:UpdateAssumeRolePolicy", role)
+            if write.decision not in ACTIVE:
+                return write
             trust = {"Version": "2012-10-17", "Statement": [
                 {"Effect": "Allow", "Principal": {"AWS": node.arn}, "Action": "sts:AssumeRole"}]}
-            assume = evaluate_access(self.estate.policies(node), "sts:AssumeRole", role, trust,
-                                     "the trust policy it writes", resource_account=me.account, trust=True)
-            if assume.decision in ACTIVE:
-                out.append(self._hop(node, Node(role), "update_trust",
-                                     "iam:UpdateAssumeRolePolicy naming itself, then sts:AssumeRole", [write, assume]))
-        return out
+            assume = self._assume_access(node, role, trust, "the trust policy it writes")
+            tri = min(_tri(write), _tri(assume))
+            return Access(decision(tri, Tri.NO), write.grants + assume.grants) if tri else assume
+
+        return self._family_hops(node, f"roles:{me.account}", "update_trust",
+                                 "iam:UpdateAssumeRolePolicy naming itself, then sts:AssumeRole",
+                                 ["iam:UpdateAssumeRolePolicy", "sts:AssumeRole"], f"arn:aws:iam::{me.account}:role/*",
+                                 rewrite_and_assume)
 
     def _pass_role(self, node: Node) -> list[Hop]:
         me = self.estate.principals[node.arn].principal
-        out = []
+        scope = f"arn:aws:iam::{me.account}:role/*"
+        hops = []
         for method in PASS_ROLE_METHODS:
+            context = {"iam:passedtoservice": method.service}
+            if self.can(node, "iam:PassRole", IAM_SCOPE, context).decision not in ACTIVE:
+                continue
             service_access = []
             for group in method.needs:
                 options = [a for a in (self.can(node, action, "*") for action in group) if a.decision in ACTIVE]
@@ -350,39 +451,60 @@ class Graph:
                     break
                 service_access.append(max(options, key=_tri))
             else:
-                roles = [r for r in self.estate.roles_by_trusted.get(method.service, ())
-                         if r in self.estate.principals and self.estate.principals[r].principal.account == me.account
-                         and r != node.arn]
-                context = {"iam:passedtoservice": method.service}
-                for role, passed in self.can_each(node, "iam:PassRole", roles, context).items():
-                    trusted = evaluate_policy(self.estate.trust[role], "sts:AssumeRole", role,
-                                              principal=Principal(method.service, "service")).allow
-                    if trusted == Tri.NO:
-                        continue
-                    accesses = [passed, *service_access]
-                    if method.instance_profile and role not in self.estate.instance_profiles:
-                        profile = [self.can(node, a, IAM_SCOPE) for a in
-                                   ("iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile")]
-                        if any(a.decision not in ACTIVE for a in profile):
-                            continue
-                        accesses += profile
-                    hop = self._hop(node, Node(role), "pass_role",
-                                    f"iam:PassRole to {method.service} and {method.name} running code as the role",
-                                    accesses)
-                    if trusted == Tri.MAYBE:
-                        hop = replace(hop, decision="conditional")
-                    out.append(hop)
-        return out
+                how = f"iam:PassRole to {method.service} and {method.name} running code as the role"
+
+                def passed(role: str, context=context) -> Access:
+                    return self.can(node, "iam:PassRole", role, context)
+
+                families = [f"service:{me.account}:{method.service}:profile"]
+                if not method.instance_profile:
+                    families.append(f"service:{me.account}:{method.service}")
+                else:
+                    profile = [self.can(node, a, IAM_SCOPE) for a in
+                               ("iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile")]
+                    if all(a.decision in ACTIVE for a in profile):
+                        hops += self._family_hops(node, f"service:{me.account}:{method.service}", "pass_role", how,
+                                                  ["iam:PassRole"], scope, passed, [*service_access, *profile])
+                for family in families:
+                    hops += self._family_hops(node, family, "pass_role", how, ["iam:PassRole"], scope, passed,
+                                              service_access)
+                hops += self._pass_to_conditional_trusts(node, method, how, passed, service_access)
+        return hops
+
+    def _pass_to_conditional_trusts(self, node: Node, method: PassRoleMethod, how: str, passed,
+                                    service_access: Sequence[Access]) -> list[Hop]:
+        """Roles whose trust admits the service with conditions or alongside others (evaluated one by one)."""
+        me = self.estate.principals[node.arn].principal
+        hops = []
+        for role in self.estate.roles_by_trusted.get(method.service, ()):
+            if role in self.estate.simple_service_roles or role == node.arn or role not in self.estate.principals \
+                    or self.estate.principals[role].principal.account != me.account:
+                continue
+            trusted = evaluate_policy(self.estate.trust[role], "sts:AssumeRole", role,
+                                      principal=Principal(method.service, "service"))
+            access = passed(role)
+            if trusted.allow == Tri.NO or access.decision not in ACTIVE:
+                continue
+            accesses = [access, *service_access]
+            if method.instance_profile and role not in self.estate.instance_profiles:
+                profile = [self.can(node, a, IAM_SCOPE) for a in
+                           ("iam:CreateInstanceProfile", "iam:AddRoleToInstanceProfile")]
+                if any(a.decision not in ACTIVE for a in profile):
+                    continue
+                accesses += profile
+            hop = self._hop(node, Node(role), "pass_role", how, accesses)
+            hops.append(replace(hop, decision="conditional") if trusted.allow == Tri.MAYBE else hop)
+        return hops
 
     def _credentials(self, node: Node) -> list[Hop]:
         me = self.estate.principals[node.arn].principal
-        users = [u for u in self.estate.users(me.account) if u != node.arn]
-        found: dict[str, Hop] = {}
+        hops = []
         for action in CREDENTIAL_ACTIONS:
-            for user, access in self.can_each(node, action, users).items():
-                if user not in found or found[user].decision == "conditional":
-                    found[user] = self._hop(node, Node(user), "credentials", f"{action} for the user", [access])
-        return list(found.values())
+            if self.can(node, action, IAM_SCOPE).decision in ACTIVE:
+                hops += self._family_hops(node, f"users:{me.account}", "credentials", f"{action} for the user",
+                                          [action], f"arn:aws:iam::{me.account}:user/*",
+                                          lambda user, action=action: self.can(node, action, user))
+        return hops
 
     def _modify(self, node: Node, target: Node) -> list[Hop]:
         """``node`` writing ``target``'s policies or boundary (``target`` is ``node`` or one it acts as)."""
@@ -423,15 +545,24 @@ class Graph:
         return out
 
     def _join_group(self, node: Node) -> list[Hop]:
+        """A user adding itself to every group it may: one hop to itself with their policies (and, if some
+        of the additions are conditional, one allowed hop with only the unconditional ones)."""
         me = self.estate.principals[node.arn].principal
-        if me.kind != "user" or node.admin:
+        if me.kind != "user" or node.admin or node.groups:
             return []
-        current = set(self.estate.user_groups.get(node.arn, [])) | node.groups
-        groups = [g for g, account in self.estate.group_accounts.items() if account == me.account
-                  and g not in current]
-        return [self._hop(node, replace(node, groups=node.groups | {group}), "join_group",
-                          f"iam:AddUserToGroup on {group}", [access])
-                for group, access in self.can_each(node, "iam:AddUserToGroup", groups).items()]
+        if self.can(node, "iam:AddUserToGroup", IAM_SCOPE).decision not in ACTIVE:
+            return []
+        current = set(self.estate.user_groups.get(node.arn, []))
+        joinable = {g: a for g, account in sorted(self.estate.group_accounts.items())
+                    if account == me.account and g not in current
+                    and (a := self.can(node, "iam:AddUserToGroup", g)).decision in ACTIVE}
+        hops = []
+        for groups in ({g for g, a in joinable.items() if a.decision == "allowed"}, set(joinable)):
+            if groups and not any(h.target.groups == groups for h in hops):
+                names = ", ".join(g.rsplit("/", 1)[-1] for g in sorted(groups))
+                hops.append(self._hop(node, replace(node, groups=frozenset(groups)), "join_group",
+                                      f"iam:AddUserToGroup on group(s) {names}", [joinable[g] for g in groups]))
+        return hops
 
 
 def explore(graph: Graph, starts: Iterable[Node], saturated) -> list[Node]:
@@ -444,7 +575,7 @@ def explore(graph: Graph, starts: Iterable[Node], saturated) -> list[Node]:
             graph._edges[node] = []
             continue
         for hop in graph.edges(node):
-            if hop.target not in seen:
+            if hop.family is None and hop.target not in seen:
                 seen[hop.target] = None
                 queue.append(hop.target)
     return list(seen)
@@ -455,27 +586,55 @@ def propagate(graph: Graph, nodes: Sequence[Node], masks: Mapping[Node, int],
     """What each node can reach (bit masks of terminal capabilities) and, per gained bit, its next hop.
 
     Rounds of relaxation over the edges (round k finds the paths of k hops), so each path is a
-    shortest one; ``allowed_only`` follows only hops allowed without conditions.
+    shortest one; ``allowed_only`` follows only hops allowed without conditions. A family hop gains
+    what any of its members has; the hop recorded names the member it goes through.
     """
     best = {n: masks.get(n, 0) for n in nodes}
     via: dict[Node, dict[int, Hop]] = {}
     while True:
         previous = dict(best)
+        families: dict[tuple[str, frozenset[str]], tuple[int, dict[int, str]]] = {}
         for node in nodes:
             for hop in graph.edges(node):
                 if allowed_only and hop.decision != "allowed":
                     continue
-                gain = previous.get(hop.target, 0) & ~best[node]
+                if hop.family is None:
+                    gain = previous.get(hop.target, 0) & ~best[node]
+                    members = None
+                else:
+                    if hop.family not in families:
+                        families[hop.family] = _family_mask(graph, hop.family, previous)
+                    mask, members = families[hop.family]
+                    gain = mask & ~best[node]
                 if not gain:
                     continue
                 best[node] |= gain
                 hops = via.setdefault(node, {})
-                while gain:
-                    low = gain & -gain
-                    hops[low.bit_length() - 1] = hop
-                    gain ^= low
+                for bit in _bits(gain):
+                    hops[bit] = hop if members is None else replace(hop, target=Node(members[bit]), family=None)
         if best == previous:
             return best, via
+
+
+def _family_mask(graph: Graph, family: tuple[str, frozenset[str]],
+                 masks: Mapping[Node, int]) -> tuple[int, dict[int, str]]:
+    """What the members of a family (but the excluded ones) have, and for each bit the first member having it."""
+    key, excluded = family
+    mask, members = 0, {}
+    for member in graph.estate.families.get(key, ()):
+        gain = masks.get(Node(member), 0) & ~mask if member not in excluded else 0
+        if gain:
+            mask |= gain
+            for bit in _bits(gain):
+                members[bit] = member
+    return mask, members
+
+
+def _bits(mask: int) -> Iterable[int]:
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
 
 
 def path_to(via: Mapping[Node, Mapping[int, Hop]], start: Node, bit: int) -> tuple[Hop, ...]:

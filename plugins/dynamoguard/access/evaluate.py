@@ -365,6 +365,33 @@ class PolicyResult:
 NO_POLICY = PolicyResult(Tri.NO, Tri.NO)
 
 
+_CACHE_LIMIT = 500_000
+_relevant_cache: dict[tuple[int, str], tuple[Mapping[str, Any], tuple, bool, bool]] = {}
+_result_cache: dict[tuple, tuple[Mapping[str, Any], PolicyResult]] = {}
+
+
+def _relevant(document: Mapping[str, Any], action: str) -> tuple[tuple, bool, bool]:
+    """The statements of ``document`` covering ``action`` (sid, statement, action pattern), whether any
+    names a principal and whether any has a condition (cached per document object and action)."""
+    key = (id(document), action)
+    hit = _relevant_cache.get(key)
+    if hit is not None and hit[0] is document:
+        return hit[1:]
+    found = tuple((sid, stmt, pattern) for sid, stmt in statements(document)
+                  if stmt.get("Effect") in ("Allow", "Deny") and (pattern := action_match(stmt, action)) is not None)
+    named = any("Principal" in stmt or "NotPrincipal" in stmt for _, stmt, _ in found)
+    conditional = any(stmt.get("Condition") for _, stmt, _ in found)
+    if len(_relevant_cache) > _CACHE_LIMIT:
+        _relevant_cache.clear()
+    _relevant_cache[key] = (document, found, named, conditional)
+    return found, named, conditional
+
+
+def relevant_statements(document: Mapping[str, Any] | None, action: str) -> tuple:
+    """(sid, statement, action pattern) of each Allow or Deny statement of ``document`` covering ``action``."""
+    return _relevant(document, action)[0] if document else ()
+
+
 def evaluate_policy(document: Mapping[str, Any] | None, action: str, resource: str, *, policy: str = "",
                     principal: Principal | None = None, source: str = "identity",
                     context: Mapping[str, str] | None = None, delegated: bool = False) -> PolicyResult:
@@ -373,18 +400,27 @@ def evaluate_policy(document: Mapping[str, Any] | None, action: str, resource: s
     ``principal`` is required to evaluate resource policies (their Principal element) and lets
     conditions on ``aws:PrincipalArn``/``aws:PrincipalAccount`` be decided; ``context`` adds known
     request keys. ``delegated``: an Allow naming the principal's account counts (the account delegates
-    to its identity policies, which the caller checks separately).
+    to its identity policies, which the caller checks separately). Results are cached per document
+    object: a managed policy shared by many principals is evaluated once per request.
     """
+    if not document:
+        return NO_POLICY
+    found, named, conditional = _relevant(document, action)
+    if not found:
+        return NO_POLICY
+    key = (id(document), action, resource, policy, source, delegated,
+           principal if named or conditional else None,
+           tuple(sorted(context.items())) if context and conditional else None)
+    hit = _result_cache.get(key)
+    if hit is not None and hit[0] is document:
+        return hit[1]
     allows, denies = [], []
     allow = deny = Tri.NO
-    for sid, stmt in statements(document):
-        effect = stmt.get("Effect")
-        if effect not in ("Allow", "Deny"):
-            continue
-        action_pattern = action_match(stmt, action)
-        if action_pattern is None:
-            continue
+    for sid, stmt, action_pattern in found:
+        effect = stmt["Effect"]
         resource_tri, resource_pattern = _resource_match(stmt, resource, deny=effect == "Deny")
+        if resource_tri == Tri.NO:
+            continue
         tri = _all([resource_tri, _principal_tri(stmt, principal, delegated),
                     condition_tri(stmt.get("Condition"), principal, context)])
         if tri == Tri.NO:
@@ -397,7 +433,11 @@ def evaluate_policy(document: Mapping[str, Any] | None, action: str, resource: s
         else:
             denies.append(grant)
             deny = max(deny, tri)
-    return PolicyResult(allow, deny, tuple(allows), tuple(denies))
+    result = PolicyResult(allow, deny, tuple(allows), tuple(denies))
+    if len(_result_cache) > _CACHE_LIMIT:
+        _result_cache.clear()
+    _result_cache[key] = (document, result)
+    return result
 
 
 def is_allowed(document: Mapping[str, Any], action: str, resource: str, principal: Principal | None = None) -> str:

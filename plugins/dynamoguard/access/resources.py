@@ -190,7 +190,7 @@ def with_escalation(resources: Sequence[ProtectedResource], entries: list[Entry]
             account = who.principal.account
             found = {}
             for i, (resource, action) in enumerate(keys):
-                if node == node.base and resource.account == account:
+                if node.is_base and resource.account == account:
                     entry = direct.get(node.arn, {}).get(i)
                     access = entry.access if entry else None
                 elif resource.account == account or resource.policy:
