@@ -345,3 +345,10 @@ def test_the_graph_evaluates_each_kind_negative_cases():
     # a bounded role may rewrite its own policy, but its boundary still caps it
     [hop] = graph.edges(Node(arn("role", "self-putter-bounded")))
     assert hop.target.admin and graph.edges(hop.target) == []
+
+
+def test_limitations_say_in_plain_words_what_is_not_modelled(report):
+    text = " ".join(report["limitations"])
+    for gap in ("Service control policies", "session policies", "resource control policies",
+                "updating a function's code", "ssm:SendCommand", "SAML", "access key slot"):
+        assert gap in text, gap

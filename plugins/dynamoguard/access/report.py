@@ -16,9 +16,26 @@ from dynamoguard.access.resources import Entry, ProtectedResource
 REPORT_VERSION = 1
 FOLDER = "access-review"
 LIMITATIONS = [
-    "Service control policies, resource control policies and session policies are not collected.",
-    "Conditions other than aws:PrincipalArn / aws:PrincipalAccount are not decided: such grants are 'conditional'.",
-    "Principals of other accounts are listed from resource policies; their own account must also allow the request.",
+    "Service control policies (SCPs), resource control policies (RCPs) and session policies are not collected: "
+    "an organization-level Deny may remove access or an escalation path shown here.",
+    "Conditions are decided only for aws:PrincipalArn, aws:PrincipalAccount and, on PassRole, iam:PassedToService; "
+    "any other condition (source IP, MFA, tags, time...) makes the grant 'conditional', shown with its operator, "
+    "key and values.",
+    "Principals of other accounts named in a resource policy are listed from that policy alone; their own account "
+    "must also allow the request. For the two configured accounts both sides are evaluated.",
+    "Escalation follows role trust policies (sts:AssumeRole, also across the two accounts), iam:PassRole to services "
+    "that run code (Lambda, EC2, Auto Scaling, CloudFormation, Glue, Data Pipeline, CodeBuild, SageMaker, ECS), "
+    "writing one's own policies or boundary, new policy versions, joining groups, creating access keys or console "
+    "passwords for other users, and rewriting trust policies. Not followed: taking over compute that already runs "
+    "as a role (updating a function's code, ssm:SendCommand, updating a stack with a service role), "
+    "identity federation (SAML/OIDC), and resource policies of other services (KMS keys, Lambda functions).",
+    "Preconditions that need an inventory are assumed met: an access key slot or login profile for the user, a "
+    "function trigger, an existing Lambda, EC2 or stack; roles without an instance profile count for EC2 only if the "
+    "principal can create one. iam:SetDefaultPolicyVersion is shown as conditional: the other versions are not read.",
+    "A principal that can rewrite another principal's policies is followed only to the principals it reaches by a "
+    "grant naming them, not to every principal a wildcard lets it rewrite; an escalation that would also need an "
+    "existing Deny removed is not followed.",
+    "Access through the account root user and through AWS service-linked roles' own actions is not evaluated.",
 ]
 
 
