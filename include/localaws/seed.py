@@ -8,6 +8,10 @@ retention) and a bucket policy letting the backup role read exports, the reports
 CloudTrail trail and its bucket, and the SNS alerts topic.
 Backup account (222222222222): the role the ``aws_backup`` connection assumes and the replica
 bucket with Object Lock.
+IAM as a real estate has it (:data:`SOURCE_IAM`, :data:`BACKUP_IAM`), so the access review has real
+findings out of the box: per-table service roles, an analytics role reading every table, an over-broad
+platform admin, a cleanup function role, a CI user that can pass roles to Lambda and a support user who
+can assume the admin role (two escalation paths), and a backup-account role trusted to read the backups.
 Seeding is idempotent: running it twice leaves the same estate.
 
 The emulated estate has had PITR on for a month: each table's EarliestRestorableDateTime is set
@@ -284,9 +288,12 @@ def seed(endpoint_url: str, config=None) -> dict[str, Any]:
 
     for role in ("dynamoguard-nightly", "dynamoguard-drill", "dynamoguard-audit", "dynamoguard-access-review"):
         _ensure_role(iam, role, SOURCE_ACCOUNT)
+    seed_iam(iam, SOURCE_ACCOUNT, SOURCE_IAM)
 
     bkp = backup_session(endpoint_url)
-    _ensure_role(bkp.client("iam", endpoint_url=endpoint_url), BACKUP_ROLE_ARN.rsplit("/", 1)[-1], SOURCE_ACCOUNT)
+    bkp_iam = bkp.client("iam", endpoint_url=endpoint_url)
+    _ensure_role(bkp_iam, BACKUP_ROLE_ARN.rsplit("/", 1)[-1], SOURCE_ACCOUNT)
+    seed_iam(bkp_iam, BACKUP_ACCOUNT, BACKUP_IAM)
     rb = config.replica_bucket
     create_locked_bucket(bkp.client("s3", endpoint_url=endpoint_url), rb.name, rb.lock_mode, rb.min_retention_days)
 
@@ -298,6 +305,94 @@ def seed(endpoint_url: str, config=None) -> dict[str, Any]:
         "trail": audit.trail_name,
         "topic": topic_arn,
     }
+
+
+def _doc(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _trust(principal: dict[str, str]) -> str:
+    return _doc({"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"})
+
+
+ITEM_ACTIONS = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem",
+                "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+                "dynamodb:DescribeTable"]
+
+
+def _table(name: str, account: str = SOURCE_ACCOUNT) -> str:
+    return f"arn:aws:dynamodb:{REGION}:{account}:table/{name}"
+
+
+def _service_role(table: str) -> dict[str, Any]:
+    """An application's role: item reads and writes on its own table and that table's indexes."""
+    return {"kind": "role", "name": f"{table}-service", "trust": {"Service": "ecs-tasks.amazonaws.com"},
+            "inline": {f"{table}-read-write": _doc({"Sid": "ItemAccess", "Effect": "Allow", "Action": ITEM_ACTIONS,
+                                                    "Resource": [_table(table), _table(table) + "/index/*"]})}}
+
+
+SOURCE_IAM: list[dict[str, Any]] = [
+    *(_service_role(t) for t in ("orders", "customers", "inventory")),
+    {"kind": "role", "name": "analytics", "trust": {"AWS": f"arn:aws:iam::{SOURCE_ACCOUNT}:root"},
+     "managed": {"analytics-read-all-tables": _doc({
+         "Sid": "ReadEveryTable", "Effect": "Allow",
+         "Action": ["dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem", "dynamodb:DescribeTable"],
+         "Resource": _table("*")})}},
+    {"kind": "role", "name": "platform-admin", "trust": {"AWS": f"arn:aws:iam::{SOURCE_ACCOUNT}:root"},
+     "managed": {"platform-admin": _doc({"Sid": "DataPlatform", "Effect": "Allow",
+                                         "Action": ["dynamodb:*", "s3:*"], "Resource": "*"})}},
+    {"kind": "role", "name": "table-janitor", "trust": {"Service": "lambda.amazonaws.com"},
+     "inline": {"drop-stale-tables": _doc({"Sid": "DropStale", "Effect": "Allow",
+                                           "Action": ["dynamodb:ListTables", "dynamodb:DescribeTable",
+                                                      "dynamodb:DeleteTable", "dynamodb:ListBackups",
+                                                      "dynamodb:DeleteBackup"],
+                                           "Resource": _table("*")})}},
+    {"kind": "user", "name": "ci-deployer",
+     "inline": {"deploy-functions": _doc(
+         {"Sid": "PassAnyRole", "Effect": "Allow", "Action": "iam:PassRole",
+          "Resource": f"arn:aws:iam::{SOURCE_ACCOUNT}:role/*"},
+         {"Sid": "ManageFunctions", "Effect": "Allow",
+          "Action": ["lambda:CreateFunction", "lambda:UpdateFunctionCode", "lambda:InvokeFunction"], "Resource": "*"},
+     )}},
+    {"kind": "user", "name": "support-engineer",
+     "inline": {"break-glass": _doc({"Sid": "BecomeAdmin", "Effect": "Allow", "Action": "sts:AssumeRole",
+                                     "Resource": f"arn:aws:iam::{SOURCE_ACCOUNT}:role/platform-admin"})}},
+]
+BACKUP_IAM: list[dict[str, Any]] = [
+    {"kind": "role", "name": "backup-auditor", "trust": {"AWS": f"arn:aws:iam::{SOURCE_ACCOUNT}:root"},
+     "inline": {"read-replicas": _doc({"Sid": "ReadReplicas", "Effect": "Allow",
+                                       "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket"],
+                                       "Resource": ["arn:aws:s3:::dynamoguard-exports-replica",
+                                                    "arn:aws:s3:::dynamoguard-exports-replica/*"]})}},
+]
+
+
+def seed_iam(iam, account: str, principals: list[dict[str, Any]]) -> None:
+    """Create roles and users with their inline and customer managed policies (existing ones are kept)."""
+    for spec in principals:
+        name = spec["name"]
+        try:
+            if spec["kind"] == "role":
+                iam.create_role(RoleName=name, AssumeRolePolicyDocument=_trust(spec["trust"]))
+            else:
+                iam.create_user(UserName=name)
+        except ClientError as error:
+            if not _exists(error, "EntityAlreadyExists"):
+                raise
+            continue
+        for policy_name, document in spec.get("inline", {}).items():
+            put = iam.put_role_policy if spec["kind"] == "role" else iam.put_user_policy
+            put(**{"RoleName" if spec["kind"] == "role" else "UserName": name}, PolicyName=policy_name,
+                PolicyDocument=document)
+        for policy_name, document in spec.get("managed", {}).items():
+            arn = f"arn:aws:iam::{account}:policy/{policy_name}"
+            try:
+                iam.create_policy(PolicyName=policy_name, PolicyDocument=document)
+            except ClientError as error:
+                if not _exists(error, "EntityAlreadyExists"):
+                    raise
+            attach = iam.attach_role_policy if spec["kind"] == "role" else iam.attach_user_policy
+            attach(**{"RoleName" if spec["kind"] == "role" else "UserName": name}, PolicyArn=arn)
 
 
 def _ensure_role(iam, name: str, trusted_account: str) -> None:

@@ -67,10 +67,11 @@ def test_dag_writes_reports_diffs_with_previous_run_and_notifies_new_high_findin
     s3, iam = seeded.client("s3"), seeded.client("iam")
     received = subscribe(seeded)
     previous = write_previous_report(seeded, 1)
-    assert previous["summary"]["critical"] == previous["summary"]["high"] == 0
+    assert previous["summary"]["critical"] > 0  # the demo estate's escalation paths
 
+    # a container role: no principal of the demo estate can pass or assume it
     iam.create_role(RoleName="newcomer", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
     iam.put_role_policy(RoleName="newcomer", PolicyName="drop", PolicyDocument=json.dumps({
         "Version": "2012-10-17", "Statement": [{"Sid": "Drop", "Effect": "Allow", "Action": "dynamodb:DeleteTable",
                                                 "Resource": "arn:aws:dynamodb:us-east-1:111111111111:table/orders"}]}))

@@ -30,6 +30,15 @@ def role_arn(name, account=SRC):
 
 
 def make_role(iam, name, *statements, boundary=None):
+    """A role with one inline policy; a role of that name from the demo seed is replaced."""
+    try:
+        for policy in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=name, PolicyName=policy)
+        for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+        iam.delete_role(RoleName=name)
+    except iam.exceptions.NoSuchEntityException:
+        pass
     extra = {"PermissionsBoundary": boundary} if boundary else {}
     iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST, **extra)
     if statements:
@@ -185,7 +194,8 @@ def test_conditional_grant_is_reported_as_conditional(report):
     assert cell(report, "table:orders", mfa, "dynamodb:DeleteTable") == "conditional"
     [finding] = findings(report, mfa)
     assert (finding["kind"], finding["status"], finding["severity"], finding["statement"]) == (
-        "unlisted_destructive", "conditional", "medium", "DropWithMfa")
+        "unlisted_destructive", "conditional", "high", "DropWithMfa")
+    assert finding["message"].endswith("if Bool aws:MultiFactorAuthPresent true")
 
 
 def test_fine_grained_access_required_by_config(report):
@@ -265,3 +275,35 @@ def test_new_principal_between_runs_is_in_the_diff(estate, config):
         ("unlisted_destructive", role_arn("newcomer")), ("missing_permission_boundary", role_arn("newcomer"))}
     assert [f["kind"] for f in new_alerts(second)] == ["unlisted_destructive"]
     assert diff["resolved_findings"] == [] and diff["removed_access"] == []
+
+
+def test_the_seeded_demo_estate_shows_real_findings(seeded):
+    """The demo seed's IAM, reviewed with the demo config: the findings the estate was built to show."""
+    from dynamoguard.config import load_config
+
+    config = load_config()
+    report = review(seeded, config)
+
+    def kinds(name, account=SRC):
+        return {(f["kind"], f["severity"], f["resource"]) for f in findings(report, role_arn(name, account))}
+
+    tables = ("table:orders", "table:customers", "table:inventory")
+    exports, replica = "bucket:dynamoguard-exports", "bucket:dynamoguard-exports-replica"
+    assert findings(report, role_arn("orders-service")) == []  # least privilege, allowlisted
+    assert {("unlisted_data_access", "medium", t) for t in tables} <= kinds("analytics")
+    assert {("wildcard_grant", "medium", t) for t in tables} <= kinds("analytics")
+    assert {("unlisted_destructive", "high", r) for r in (*tables, exports)} <= kinds("platform-admin")
+    assert {("unlisted_destructive", "high", t) for t in tables} <= kinds("table-janitor")
+    assert ("unlisted_data_access", "high", replica) in kinds("backup-auditor", BKP)
+    # two escalation paths: assuming the admin role, and passing the cleanup role to Lambda
+    support = f"arn:aws:iam::{SRC}:user/support-engineer"
+    [orders] = [f for f in findings(report, support, "escalation_path") if f["resource"] == "table:orders"]
+    assert (orders["severity"], orders["status"], orders["table"]) == ("critical", "allowed", "orders")
+    assert orders["evidence"][0]["kind"] == "assume" and orders["evidence"][0]["to"] == role_arn("platform-admin")
+    assert orders["evidence"][0]["evidence"][0]["statement"] == "BecomeAdmin"
+    assert cell(report, "table:orders", support, "dynamodb:DeleteTable") == "allowed"
+    ci = f"arn:aws:iam::{SRC}:user/ci-deployer"
+    [path] = [e["path"] for e in report["matrix"] if e["principal"] == ci and e["resource"] == "table:orders"
+              and e["action"] == "dynamodb:DeleteTable"]
+    assert [(h["kind"], h["to"]) for h in path] == [("pass_role", role_arn("table-janitor"))]
+    assert {f["severity"] for f in findings(report, ci, "escalation_path")} == {"critical"}

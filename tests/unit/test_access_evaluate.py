@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dynamoguard.access.evaluate import (
+    NAME,
     Principal,
     PrincipalPolicies,
     Tri,
@@ -15,7 +16,7 @@ from dynamoguard.access.evaluate import (
 )
 
 TABLE = "arn:aws:dynamodb:us-east-1:111111111111:table/orders"
-BACKUPS = TABLE + "/backup/*"
+BACKUPS = TABLE + f"/backup/{NAME}"
 ROLE = Principal("arn:aws:iam::111111111111:role/app", "role", "111111111111")
 USER = Principal("arn:aws:iam::111111111111:user/alice", "user", "111111111111")
 OTHER = Principal("arn:aws:iam::999999999999:role/intruder", "role", "999999999999")
@@ -79,6 +80,32 @@ def test_scopes_allow_reaching_part_deny_must_cover_all():
     assert is_allowed(full, "s3:DeleteObject", "arn:aws:s3:::b/exports/*") == "denied"
     partial = doc(allow("s3:DeleteObject", "arn:aws:s3:::b/*"), deny("s3:DeleteObject", "arn:aws:s3:::b/exports/x*"))
     assert is_allowed(partial, "s3:DeleteObject", "arn:aws:s3:::b/exports/*") == "conditional"
+
+
+@pytest.mark.parametrize(("pattern", "table", "expected"), [
+    ("arn:aws:dynamodb:*:*:table/ord*", "orders", "allowed"),  # '*' crosses '/': orders' indexes match
+    ("arn:aws:dynamodb:*:*:table/ord*", "customers", "not_allowed"),  # no index name holds ':x:table/ord'
+    ("arn:aws:dynamodb:*:*:table/*", "customers", "allowed"),
+    ("arn:aws:dynamodb:us-east-1:111111111111:table/orders/index/by-status", "orders", "allowed"),
+    ("arn:aws:dynamodb:us-east-1:111111111111:table/orders/index/a/b", "orders", "not_allowed"),
+    ("arn:aws:dynamodb:us-east-1:111111111111:table/orders/index/", "orders", "not_allowed"),
+    ("arn:aws:dynamodb:*:*:table/*/index/*", "inventory", "allowed"),
+    ("arn:aws:dynamodb:*", "inventory", "allowed"),
+])
+def test_index_and_backup_scopes_hold_one_name_without_separators(pattern, table, expected):
+    arn = f"arn:aws:dynamodb:us-east-1:111111111111:table/{table}"
+    assert is_allowed(doc(allow("dynamodb:Query", pattern)), "dynamodb:Query", f"{arn}/index/{NAME}") == expected
+    backup_pattern = pattern.replace("/index/", "/backup/")
+    assert is_allowed(doc(allow("dynamodb:DeleteBackup", backup_pattern)), "dynamodb:DeleteBackup",
+                      f"{arn}/backup/{NAME}") == expected
+
+
+def test_a_deny_on_some_index_names_leaves_the_others_conditional():
+    index = TABLE + f"/index/{NAME}"
+    policy = doc(allow("dynamodb:Query"), deny("dynamodb:Query", TABLE + "/index/by-*"))
+    assert is_allowed(policy, "dynamodb:Query", index) == "conditional"
+    assert is_allowed(doc(allow("dynamodb:Query"), deny("dynamodb:Query", TABLE + "/*")), "dynamodb:Query",
+                      index) == "denied"
 
 
 def test_unknown_conditions_are_conditional_never_decided():

@@ -101,6 +101,42 @@ def test_query_on_an_index_is_access_to_the_table(config):
     assert report["matrix"][0]["grants"][0]["resource_pattern"] == ORDERS + "/index/by-status"
 
 
+def test_a_table_name_prefix_reaches_no_other_table_through_its_indexes_or_backups(config):
+    prefix = role("ord-reader", {"Sid": "Ord", "Effect": "Allow",
+                                 "Action": ["dynamodb:Query", "dynamodb:Scan", "dynamodb:DeleteBackup"],
+                                 "Resource": "arn:aws:dynamodb:*:*:table/ord*"})
+    report = review(config, snapshot(SRC, roles=[prefix]))
+    assert {(e["resource"], e["action"]) for e in report["matrix"]} == {
+        ("table:orders", a) for a in ("dynamodb:Query", "dynamodb:Scan", "dynamodb:DeleteBackup")}
+    assert {f["resource"] for f in report["findings"]} == {"table:orders"}
+
+
+def test_conditional_grants_keep_operator_key_and_value_and_their_severity(config):
+    office = {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}
+    ops = role("ops", {"Sid": "Drop", "Effect": "Allow", "Action": "dynamodb:DeleteTable", "Resource": ORDERS,
+                       "Condition": office},
+               {"Sid": "Export", "Effect": "Allow", "Action": "dynamodb:ExportTableToPointInTime", "Resource": ORDERS,
+                "Condition": office},
+               {"Sid": "Read", "Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": ORDERS,
+                "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}})
+    report = review(config, snapshot(SRC, roles=[ops]))
+    by_statement = {f["statement"]: f for f in report["findings"]}
+    assert {s: (f["kind"], f["severity"], f["status"], f["table"]) for s, f in by_statement.items()} == {
+        "Drop": ("unlisted_destructive", "high", "conditional", "orders"),
+        "Export": ("unlisted_data_access", "high", "conditional", "orders"),
+        "Read": ("unlisted_data_access", "medium", "conditional", "orders")}
+    drop = by_statement["Drop"]
+    assert drop["message"].endswith("if IpAddress aws:SourceIp 10.0.0.0/8")
+    assert drop["evidence"][0]["conditions"] == [{"operator": "IpAddress", "key": "aws:SourceIp",
+                                                  "values": ["10.0.0.0/8"]}]
+    [cell] = [e for e in report["matrix"] if e["action"] == "dynamodb:DeleteTable"]
+    assert (cell["decision"], cell["via"], cell["grants"][0]["conditions"][0]["values"]) == (
+        "conditional", "direct", ["10.0.0.0/8"])
+    page = render_html(report)
+    assert page.count("IpAddress aws:SourceIp 10.0.0.0/8") >= 4  # two findings' details and evidence, two cells
+    assert "Bool aws:MultiFactorAuthPresent true" in page
+
+
 def test_allowlist_patterns_and_service_linked_roles(config):
     data = config.model_dump()
     data["tables"][0]["allowed_principals"] = [f"arn:aws:iam::{SRC}:role/orders-*"]

@@ -9,15 +9,33 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.access.evaluate import condition_text
 from dynamoguard.access.findings import ALERT_SEVERITIES, SEVERITIES, Finding
 from dynamoguard.access.resources import Entry, ProtectedResource
 
 REPORT_VERSION = 1
 FOLDER = "access-review"
 LIMITATIONS = [
-    "Service control policies, resource control policies and session policies are not collected.",
-    "Conditions other than aws:PrincipalArn / aws:PrincipalAccount are not decided: such grants are 'conditional'.",
-    "Principals of other accounts are listed from resource policies; their own account must also allow the request.",
+    "Service control policies (SCPs), resource control policies (RCPs) and session policies are not collected: "
+    "an organization-level Deny may remove access or an escalation path shown here.",
+    "Conditions are decided only for aws:PrincipalArn, aws:PrincipalAccount and, on PassRole, iam:PassedToService; "
+    "any other condition (source IP, MFA, tags, time...) makes the grant 'conditional', shown with its operator, "
+    "key and values.",
+    "Principals of other accounts named in a resource policy are listed from that policy alone; their own account "
+    "must also allow the request. For the two configured accounts both sides are evaluated.",
+    "Escalation follows role trust policies (sts:AssumeRole, also across the two accounts), iam:PassRole to services "
+    "that run code (Lambda, EC2, Auto Scaling, CloudFormation, Glue, Data Pipeline, CodeBuild, SageMaker, ECS), "
+    "writing one's own policies or boundary, new policy versions, joining groups, creating access keys or console "
+    "passwords for other users, and rewriting trust policies. Not followed: taking over compute that already runs "
+    "as a role (updating a function's code, ssm:SendCommand, updating a stack with a service role), "
+    "identity federation (SAML/OIDC), and resource policies of other services (KMS keys, Lambda functions).",
+    "Preconditions that need an inventory are assumed met: an access key slot or login profile for the user, a "
+    "function trigger, an existing Lambda, EC2 or stack; roles without an instance profile count for EC2 only if the "
+    "principal can create one. iam:SetDefaultPolicyVersion is shown as conditional: the other versions are not read.",
+    "A principal that can rewrite another principal's policies is followed only to the principals it reaches by a "
+    "grant naming them, not to every principal a wildcard lets it rewrite; an escalation that would also need an "
+    "existing Deny removed is not followed.",
+    "Access through the account root user and through AWS service-linked roles' own actions is not evaluated.",
 ]
 
 
@@ -45,6 +63,11 @@ def _short(action: str) -> str:
     return action.split(":", 1)[-1]
 
 
+def _route(entry: Mapping[str, Any]) -> str | None:
+    """``assume <role> -> pass_role <role>`` for access through an escalation path, None for direct access."""
+    return " -> ".join(f"{h['kind']} {h['to']}" for h in entry.get("path", ())) or None
+
+
 def diff_reports(previous: Mapping[str, Any] | None, current: Mapping[str, Any]) -> dict[str, Any]:
     """New and resolved findings, and access that appeared or disappeared since ``previous``."""
     if previous is None:
@@ -52,25 +75,37 @@ def diff_reports(previous: Mapping[str, Any] | None, current: Mapping[str, Any])
                 "removed_access": []}
     names = {r["id"]: r["name"] for r in (*previous.get("resources", []), *current["resources"])}
     active = ("allowed", "conditional")
-    old = {_entry_key(e): e["decision"] for e in previous.get("matrix", []) if e["decision"] in active}
-    new = {_entry_key(e): e["decision"] for e in current["matrix"] if e["decision"] in active}
+    old = {_entry_key(e): (e["decision"], _route(e)) for e in previous.get("matrix", []) if e["decision"] in active}
+    new = {_entry_key(e): (e["decision"], _route(e)) for e in current["matrix"] if e["decision"] in active}
 
-    def describe(key, decision, verb):
-        resource, principal, action = key
-        how = "" if decision == "allowed" else " (conditionally)"
+    def describe(key, state, verb):
+        (resource, principal, action), (decision, route) = key, state
+        how = (f" via {route}" if route else "") + ("" if decision == "allowed" else " (conditionally)")
+        text = f"{principal} {verb} {_short(action)} {names.get(resource, resource)}{how}"
         return {"resource": resource, "principal": principal, "action": action, "decision": decision,
-                "text": f"{principal} {verb} {_short(action)} {names.get(resource, resource)}{how}"}
+                "via": route or "direct", "text": text}
 
-    new_access = [describe(k, d, "can now") for k, d in sorted(new.items())
-                  if k not in old or (old[k] == "conditional" and d == "allowed")]
-    removed_access = [describe(k, d, "can no longer") for k, d in sorted(old.items()) if k not in new]
-    old_severity = {f["id"]: f["severity"] for f in previous.get("findings", [])}
+    def gained(key, state):
+        """New access, access that lost its condition, or a new escalation path to it."""
+        if key not in old:
+            return True
+        (was, old_route), (now, route) = old[key], state
+        return (was == "conditional" and now == "allowed") or (route != old_route and route is not None)
+
+    new_access = [describe(k, s, "can now") for k, s in sorted(new.items()) if gained(k, s)]
+    removed_access = [describe(k, s, "can no longer") for k, s in sorted(old.items()) if k not in new]
+    old_findings = {f["id"]: f for f in previous.get("findings", [])}
     new_ids = {f["id"] for f in current["findings"]}
+
+    def worse(f):
+        """New, more severe than before, or a conditional grant that became unconditional."""
+        old = old_findings.get(f["id"])
+        return old is None or SEVERITIES.index(f["severity"]) < SEVERITIES.index(old["severity"]) or (
+            old.get("status") == "conditional" and f["status"] == "allowed")
+
     return {
         "previous_run": previous.get("run_date"),
-        # new, or more severe than before (e.g. a conditional grant that became unconditional)
-        "new_findings": [f for f in current["findings"] if f["id"] not in old_severity
-                         or SEVERITIES.index(f["severity"]) < SEVERITIES.index(old_severity[f["id"]])],
+        "new_findings": [f for f in current["findings"] if worse(f)],
         "resolved_findings": [f for f in previous.get("findings", []) if f["id"] not in new_ids],
         "new_access": new_access,
         "removed_access": removed_access,
@@ -134,6 +169,31 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _conditions(grant: Mapping[str, Any]) -> str:
+    return " and ".join(condition_text(c["operator"], c["key"], c["values"]) for c in grant.get("conditions", ()))
+
+
+def evidence_text(item: Mapping[str, Any]) -> str:
+    """One line of evidence: a statement (with its conditions) or a hop of an escalation path."""
+    if "hop" in item:
+        return f"hop {item['hop']}: {item['text']}"
+    if "statement" not in item:
+        return ", ".join(f"{k}: {v}" for k, v in item.items())
+    conditions = _conditions(item)
+    return (f"{item['effect']}: {item['policy']} / {item['statement']}"
+            + (f" if {conditions}" if conditions else ""))
+
+
+def _cell(entry: Mapping[str, Any]) -> str:
+    lines = [f"{i + 1}. {hop['text']}" for i, hop in enumerate(entry.get("path", ()))]
+    lines += [evidence_text(g) for g in (*entry["grants"], *entry.get("denies", ()))]
+    mark = _CELL[entry["decision"]] + (" via" if entry.get("path") else "")
+    tests = sorted({_conditions(g) for g in entry["grants"] if g.get("conditions")})
+    if entry["decision"] == "conditional" and tests:
+        mark += "<br><small>" + "<br>".join(_e(t) for t in tests) + "</small>"
+    return f"<td class='{_e(entry['decision'])}' title='{_e(chr(10).join(lines))}'>{mark}</td>"
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """A standalone page: findings first, the diff, then a who-can-do-what matrix per resource."""
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>Access review {_e(report['run_date'])}"
@@ -144,12 +204,12 @@ def render_html(report: Mapping[str, Any]) -> str:
            f"<h2>Findings ({len(report['findings'])})</h2>"]
     if report["findings"]:
         out.append("<table><tr><th>Severity</th><th>Status</th><th>Kind</th><th>Principal</th><th>Actions</th>"
-                   "<th>Resource</th><th>Policy</th><th>Statement</th><th>Details</th></tr>")
+                   "<th>Resource</th><th>Details</th><th>Evidence</th></tr>")
         for f in report["findings"]:
+            evidence = "<br>".join(_e(evidence_text(item)) for item in f.get("evidence", ()))
             out.append(f"<tr><td class='{_e(f['severity'])}'>{_e(f['severity'])}</td><td>{_e(f['status'])}</td>"
                        f"<td>{_e(f['kind'])}</td><td>{_e(f['principal'])}</td><td>{_e(', '.join(f['actions']))}</td>"
-                       f"<td>{_e(f['resource'])}</td><td>{_e(f['policy'])}</td><td>{_e(f['statement'])}</td>"
-                       f"<td>{_e(f['message'])}</td></tr>")
+                       f"<td>{_e(f['resource'])}</td><td>{_e(f['message'])}</td><td>{evidence}</td></tr>")
         out.append("</table>")
     else:
         out.append("<p>No findings.</p>")
@@ -160,7 +220,9 @@ def render_html(report: Mapping[str, Any]) -> str:
              + [a["text"] for a in diff["new_access"]] + [a["text"] for a in diff["removed_access"]])
     out.extend(f"<li>{_e(i)}</li>" for i in items or ["No changes."])
     out.append("</ul><h2>Who can do what</h2>"
-               "<p>&#10004; allowed, ? conditional (a condition we cannot decide), &#10006; explicitly denied.</p>")
+               "<p>&#10004; allowed, ? conditional (a condition we cannot decide, shown under the mark), "
+               "&#10006; explicitly denied; <em>via</em>: reached through an escalation path (hover for the hops "
+               "and statements).</p>")
     for resource in report["resources"]:
         actions = list(resource["actions"])
         cells: dict[str, dict[str, Mapping[str, Any]]] = {}
@@ -180,9 +242,7 @@ def render_html(report: Mapping[str, Any]) -> str:
                 if e is None:
                     row.append("<td></td>")
                     continue
-                via = "; ".join(f"{g['effect']}: {g['policy']} / {g['statement']}"
-                                for g in (*e["grants"], *e.get("denies", ())))
-                row.append(f"<td class='{_e(e['decision'])}' title='{_e(via)}'>{_CELL[e['decision']]}</td>")
+                row.append(_cell(e))
             out.append("".join(row) + "</tr>")
         out.append("</table>")
     out.append("<h2>Limitations</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in report["limitations"]) + "</ul>")

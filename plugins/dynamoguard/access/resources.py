@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dynamoguard.access.escalation import Estate, Graph, Node, explore, path_decision, path_to, propagate
 from dynamoguard.access.evaluate import (
+    NAME,
     Access,
     PrincipalPolicies,
     evaluate_access,
@@ -77,7 +79,7 @@ class ProtectedResource:
 
 def table_resource(name: str, arn: str, account: str, *, allowed: Iterable[str] = (), fine_grained: bool = False,
                    policy: Mapping[str, Any] | None = None) -> ProtectedResource:
-    scopes = {"table": (arn,), "backup": (f"{arn}/backup/*",), "table+index": (arn, f"{arn}/index/*")}
+    scopes = {"table": (arn,), "backup": (f"{arn}/backup/{NAME}",), "table+index": (arn, f"{arn}/index/{NAME}")}
     return ProtectedResource(
         id=f"table:{name}", name=name, kind="table", account=account, arn=arn,
         scopes={action: scopes[kind] for action, (_, kind) in TABLE_ACTIONS.items()},
@@ -120,21 +122,40 @@ _RANK = {"not_allowed": 0, "denied": 1, "conditional": 2, "allowed": 3}
 
 @dataclass(frozen=True)
 class Entry:
-    """One cell of the matrix: what ``principal`` may do with ``action`` on ``resource``."""
+    """One cell of the matrix: what ``principal`` may do with ``action`` on ``resource``.
+
+    Direct access has no ``path``; access gained by escalation has the hops (``escalation.Hop``) from
+    ``who`` to the principal whose policies grant it (``access``: that principal's grants, and the
+    decision of the whole path).
+    """
 
     resource: ProtectedResource
     who: PrincipalPolicies
     action: str
     category: str
     access: Access
+    path: tuple = ()
+
+    @property
+    def table(self) -> str | None:
+        return self.resource.name if self.resource.kind == "table" else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "resource": self.resource.id, "principal": self.who.arn, "principal_kind": self.who.principal.kind,
-            "action": self.action, "category": self.category, "decision": self.access.decision,
+            "resource": self.resource.id, "table": self.table, "principal": self.who.arn,
+            "principal_kind": self.who.principal.kind, "action": self.action, "category": self.category,
+            "decision": self.access.decision, "via": "path" if self.path else "direct",
+            "path": [hop.to_dict() for hop in self.path],
             "grants": [g.to_dict() for g in self.access.grants],
             "denies": [g.to_dict() for g in self.access.denies],
         }
+
+
+def _access(who: PrincipalPolicies, resource: ProtectedResource, action: str) -> Access:
+    """The widest outcome over the ARNs the action is checked on (both accounts' rules)."""
+    return max((evaluate_access(who, action, scope, resource.policy, resource.policy_name,
+                                resource_account=resource.account) for scope in resource.scopes[action]),
+               key=lambda a: _RANK[a.decision])
 
 
 def build_matrix(resources: Iterable[ProtectedResource],
@@ -145,10 +166,74 @@ def build_matrix(resources: Iterable[ProtectedResource],
         local = principals_by_account.get(resource.account, [])
         everyone = local + policy_principals(resource, (p.arn for p in local))
         for who in everyone:
-            for action, scopes in resource.scopes.items():
-                access = max((evaluate_access(who, action, scope, resource.policy, resource.policy_name)
-                              for scope in scopes), key=lambda a: _RANK[a.decision])
+            for action in resource.scopes:
+                access = _access(who, resource, action)
                 if access.decision != "not_allowed":
                     out.append(Entry(resource, who, action, resource.category(action), access))
     return out
+
+
+def with_escalation(resources: Sequence[ProtectedResource], entries: list[Entry], estate: Estate) -> list[Entry]:
+    """The matrix with access gained through escalation paths: a principal without direct access (or with
+    only conditional access) gets an entry through the shortest path to a principal that has it."""
+    keys = [(r, action) for r in resources for action in r.scopes]
+    bits = {(r.id, action): i for i, (r, action) in enumerate(keys)}
+    full = (1 << len(keys)) - 1
+    direct: dict[str, dict[int, Entry]] = {}
+    for entry in entries:
+        direct.setdefault(entry.who.arn, {})[bits[(entry.resource.id, entry.action)]] = entry
+    terminal: dict[Node, dict[int, Access]] = {}
+
+    def capabilities(node: Node) -> dict[int, Access]:
+        if node not in terminal:
+            who = estate.policies(node)
+            account = who.principal.account
+            found = {}
+            for i, (resource, action) in enumerate(keys):
+                if node.is_base and resource.account == account:
+                    entry = direct.get(node.arn, {}).get(i)
+                    access = entry.access if entry else None
+                elif resource.account == account or resource.policy:
+                    access = _access(who, resource, action)
+                else:
+                    continue
+                if access is not None and access.decision in ("allowed", "conditional"):
+                    found[i] = access
+            terminal[node] = found
+        return terminal[node]
+
+    def mask(node: Node, allowed_only: bool) -> int:
+        return sum(1 << i for i, a in capabilities(node).items() if a.decision == "allowed" or not allowed_only)
+
+    graph = Graph(estate)
+    starts = [Node(arn) for arn in sorted(estate.principals)]
+    nodes = explore(graph, starts, lambda n: mask(n, True) == full)
+    strict, strict_via = propagate(graph, nodes, {n: mask(n, True) for n in nodes}, allowed_only=True)
+    loose, loose_via = propagate(graph, nodes, {n: mask(n, False) for n in nodes}, allowed_only=False)
+
+    out = list(entries)
+    replaced: set[int] = set()
+    for start in starts:
+        own = direct.get(start.arn, {})
+        mine = capabilities(start)
+        allowed_own = mask(start, True)
+        for i, (resource, action) in enumerate(keys):
+            if allowed_own >> i & 1:
+                continue
+            if strict[start] >> i & 1:
+                path = path_to(strict_via, start, i)
+            elif loose[start] >> i & 1 and i not in mine:
+                path = path_to(loose_via, start, i)
+            else:
+                continue
+            end = path[-1].target
+            reached = capabilities(end)[i]
+            decision = "allowed" if path_decision(path) == "allowed" and reached.decision == "allowed" \
+                else "conditional"
+            who = estate.principals[start.arn]
+            if i in own:
+                replaced.add(id(own[i]))
+            out.append(Entry(resource, who, action, resource.category(action),
+                             Access(decision, reached.grants, reached.denies), path))
+    return [e for e in out if id(e) not in replaced]
 

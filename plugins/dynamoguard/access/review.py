@@ -7,9 +7,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dynamoguard.access.collect import principals
+from dynamoguard.access.escalation import Estate
 from dynamoguard.access.findings import all_findings
 from dynamoguard.access.report import build_report
-from dynamoguard.access.resources import ProtectedResource, bucket_resource, build_matrix, table_resource
+from dynamoguard.access.resources import (
+    ProtectedResource,
+    bucket_resource,
+    build_matrix,
+    table_resource,
+    with_escalation,
+)
 
 
 def protected_resources(config, snapshots: Mapping[str, Mapping[str, Any]]) -> list[ProtectedResource]:
@@ -32,11 +39,16 @@ def protected_resources(config, snapshots: Mapping[str, Mapping[str, Any]]) -> l
 
 
 def run_review(config, snapshots: Mapping[str, Mapping[str, Any]], run_date: str,
-               previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Evaluate both accounts' snapshots (keys ``source`` and ``backup``) into the run's report."""
+               previous: Mapping[str, Any] | None = None, *, escalation: bool = True) -> dict[str, Any]:
+    """Evaluate both accounts' snapshots (keys ``source`` and ``backup``) into the run's report.
+
+    ``escalation=False`` leaves out access gained through escalation paths (direct grants only).
+    """
     resources = protected_resources(config, snapshots)
     by_account = {snap["account"]: principals(snap) for snap in snapshots.values()}
     entries = build_matrix(resources, by_account)
+    if escalation:
+        entries = with_escalation(resources, entries, Estate.from_snapshots(snapshots.values(), by_account))
     everyone = [p for group in by_account.values() for p in group]
     findings = all_findings(entries, resources, everyone, config.access_review.require_permission_boundary)
     accounts = {name: snap["account"] for name, snap in snapshots.items()}
