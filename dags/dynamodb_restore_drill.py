@@ -46,14 +46,22 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import DAG, Param, get_current_context, task, task_group
+from airflow.sdk import DAG, Param, task_group
 
 from dynamoguard.config import load_config
+from dynamoguard.drills import sources
 from dynamoguard.notify import failure_notifier
+from dynamoguard.operators.drills import (
+    DrillCleanupOperator,
+    DrillPlanOperator,
+    DrillPrepareOperator,
+    DrillRestoreOperator,
+    DrillSweepOperator,
+    DrillValidateOperator,
+)
 
 config = load_config()
 TABLES = config.table_names
-OWNER = "dynamoguard"
 
 with DAG(
     dag_id="dynamodb_restore_drill",
@@ -63,15 +71,13 @@ with DAG(
     max_active_runs=4,
     doc_md=__doc__,
     tags=["dynamoguard", "dynamodb", "restore-drill"],
-    default_args={"owner": OWNER, "retries": 1, "retry_delay": timedelta(seconds=30),
+    default_args={"owner": "dynamoguard", "retries": 1, "retry_delay": timedelta(seconds=30),
                   "on_failure_callback": failure_notifier(config)},
     params={
         "table": Param(TABLES[0], type="string", enum=TABLES, title="Table",
                        description="The protected table to restore."),
-        "source": Param(config.drills.default_source, type="string", enum=["pitr", "export", "replica"],
-                        title="Restore from",
-                        values_display={"pitr": "Point-in-time recovery", "export": "Export in the backup bucket",
-                                        "replica": "Replica in the backup account"}),
+        "source": Param(config.drills.default_source, type="string", enum=list(sources.names()),
+                        title="Restore from", values_display=sources.labels()),
         "restore_point": Param(None, type=["null", "string"], format="date-time", title="Restore point",
                                pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$",
                                description="Empty: the latest verified export. Otherwise the newest verified "
@@ -84,50 +90,13 @@ with DAG(
     },
 ) as dag:
 
-    @task
-    def sweep() -> list[dict]:
-        from dynamoguard.operators.drills import sweep_scratch_tables
-
-        return sweep_scratch_tables(load_config())
-
-    @task
-    def plan() -> list[dict]:
-        from dynamoguard import drills
-        from dynamoguard.operators.drills import plan_drills
-
-        context = get_current_context()
-        run = context["dag_run"]
-        return plan_drills(load_config(), dict(context["params"]), run_type=str(run.run_type.value
-                           if hasattr(run.run_type, "value") else run.run_type), run_id=run.run_id,
-                           started=drills.utcnow(), interval_start=context.get("data_interval_start"),
-                           interval_end=context.get("data_interval_end"))
-
     @task_group
-    def drill(spec: dict):
-        from dynamoguard.operators.drills import DrillCleanupOperator, DrillRestoreOperator
+    def drill(spec):
+        prepare = DrillPrepareOperator(task_id="prepare", spec=spec)
+        restore = DrillRestoreOperator(task_id="restore", drill=prepare.output)
+        validate = DrillValidateOperator(task_id="validate", drill=prepare.output, restore=restore.output)
+        cleanup = DrillCleanupOperator(task_id="cleanup", drill=prepare.output)
+        restore >> validate >> cleanup.as_teardown(setups=prepare)
 
-        @task
-        def prepare(spec: dict) -> dict:
-            from dynamoguard.operators.drills import prepare_drill
-
-            return prepare_drill(load_config(), spec)
-
-        @task
-        def validate(drill: dict, restore: dict) -> dict:
-            from dynamoguard import drills
-            from dynamoguard.operators.drills import validate_drill
-
-            record = validate_drill(load_config(), drill, restore)
-            if record["result"] != "passed":
-                get_current_context()["ti"].xcom_push(key="drill_record", value=record)
-                raise drills.DrillError(f"drill of {drill['table']} failed: " + "; ".join(record["problems"])
-                                        + f"; mismatching keys: {record['validation']['mismatches']}")
-            return record
-
-        prepared = prepare(spec)
-        restore = DrillRestoreOperator(task_id="restore", drill=prepared)
-        cleanup = DrillCleanupOperator(task_id="cleanup", drill=prepared)
-        restore >> validate(prepared, restore.output) >> cleanup.as_teardown(setups=prepared)
-
-    sweep()
-    drill.expand(spec=plan())
+    DrillSweepOperator(task_id="sweep")
+    drill.expand(spec=DrillPlanOperator(task_id="plan").output)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dynamoguard import drills
+from dynamoguard import timeutil
+from dynamoguard.drills import scratch
 
 pytestmark = [pytest.mark.aws, pytest.mark.airflow]
 
@@ -68,12 +69,25 @@ def run(conf: dict):
 
 
 def scratch_tables(localaws, account: str = "source") -> list[str]:
-    return [t for t in drills.list_tables(localaws.client("dynamodb", account=account)) if t.startswith(PREFIX)]
+    return [t for t in scratch.list_tables(localaws.client("dynamodb", account=account)) if t.startswith(PREFIX)]
 
 
 def stored_record(localaws, table: str, scratch: str) -> dict:
     key = f"reports/drills/{table}/{scratch}.json"
     return json.loads(localaws.client("s3").get_object(Bucket=REPORTS, Key=key)["Body"].read())
+
+
+def test_the_form_offers_the_registered_sources_and_the_file_only_declares():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from dynamoguard.drills import sources
+
+    dag = DagBag(dag_folder=str(DAG_FILE)).dags[DAG_ID]
+    schema = dag.params.get_param("source").schema
+    assert schema["enum"] == list(sources.names()) and schema["values_display"] == sources.labels()
+    assert "dynamoguard" in dag.tags and dag.start_date.tzinfo is not None
+    text = DAG_FILE.read_text()
+    assert "@task\n" not in text and "def " not in text.replace("def drill(spec)", ""), "task logic in the DAG file"
 
 
 @pytest.mark.parametrize("source,validation,table,items", [
@@ -102,19 +116,19 @@ def test_drill_from_each_source_passes_and_cleans_up(seeded, airflow_db, config_
 
 
 def test_planted_change_fails_with_its_key_and_still_cleans_up(seeded, airflow_db, config_file, monkeypatch):
-    from dynamoguard.operators import drills as glue
+    from dynamoguard.drills import service
 
     export(seeded, "orders")
-    original = glue.validate_drill
+    original = service.validate
     planted = {"customer_id": {"S": "cust-005"}, "order_id": {"S": "ord-000005"}}
 
-    def plant_then_validate(config, drill, restore):
+    def plant_then_validate(config, aws, drill, restore):
         seeded.client("dynamodb").update_item(
             TableName=drill["scratch_table"], Key=planted, UpdateExpression="SET #t = :t",
             ExpressionAttributeNames={"#t": "total"}, ExpressionAttributeValues={":t": {"N": "1234.5"}})
-        return original(config, drill, restore)
+        return original(config, aws, drill, restore)
 
-    monkeypatch.setattr(glue, "validate_drill", plant_then_validate)
+    monkeypatch.setattr(service, "validate", plant_then_validate)
     state, tasks = run({"table": "orders", "source": "export", "validation": "full"})
     assert state == "failed"
     (validate_state, _, record), = tasks["validate"]
@@ -142,13 +156,13 @@ def test_sweep_task_removes_expired_scratch_tables_in_both_accounts(seeded, airf
     from datetime import timedelta
 
     export(seeded, "inventory")
-    past = drills.utcnow() - timedelta(hours=1)
+    past = timeutil.utcnow() - timedelta(hours=1)
     for account in ("source", "backup"):
         ddb = seeded.client("dynamodb", account=account)
         ddb.create_table(TableName=f"{PREFIX}inventory-crashed", BillingMode="PAY_PER_REQUEST",
                          KeySchema=[{"AttributeName": "sku", "KeyType": "HASH"}],
                          AttributeDefinitions=[{"AttributeName": "sku", "AttributeType": "S"}],
-                         Tags=drills.drill_tags("crashed-run", "inventory", past))
+                         Tags=scratch.drill_tags("crashed-run", "inventory", past))
     state, tasks = run({"table": "inventory", "source": "export", "validation": "sample"})
     assert state == "success"
     (_, swept, _), = tasks["sweep"]
@@ -160,7 +174,7 @@ def test_sweep_task_removes_expired_scratch_tables_in_both_accounts(seeded, airf
 def test_failed_import_fails_the_drill_with_aws_message_and_cleans_up(seeded, airflow_db, config_file, monkeypatch):
     import dataclasses
 
-    from dynamoguard import drills as logic
+    from dynamoguard.drills.sources import _imports as logic
 
     export(seeded, "inventory")
     original = logic.start_import
