@@ -12,7 +12,8 @@ time; every source restores to that export's time so the result can be compared 
 `full` (digest of every item) or `sample` (`sample_size` items read back by key); `keep_minutes` (how long
 the scratch table lives after validation). Bad values are rejected when the run is triggered.
 **Scheduled runs** (`drills.schedule`) ignore the form: one table per run in rotation, or every table when
-`drills.all_tables` is set, each with its configured source and validation.
+`drills.all_tables` is set, each with its configured source and validation. A scheduled drill of a table
+that has no export yet waits for the first one (deferred, up to `drills.max_drill_hours`) instead of failing.
 
 **Per table**: `prepare` (find the export, name the scratch table `<scratch_prefix><table>-<run stamp>`)
 -> `restore` (deferred until the import is COMPLETED / the table is ACTIVE; import errors fail it with
@@ -25,12 +26,18 @@ it is not a protected table). `sweep` deletes expired scratch tables left by cra
 `s3://<reports_bucket.name>/<reports_bucket.prefix>/drills/<table>/<scratch table>.json`
 (the file name ends with the run's start time, so listing the folder gives the history in order), and
 the record is the `validate` task's XCom (`return_value`, or `drill_record` when validation failed).
-Read `result` (passed/failed), `problems`, `rto_seconds` (restore request to usable table),
+Read `result` (`passed`; `passed_with_warnings` when newer exports failed verification and were skipped:
+`skipped_exports` names them and why; `failed`), `problems`, `rto_seconds` (restore request to usable table),
 `rpo_seconds` (age of the restore point when the drill started), `items_validated`, `items_per_second`,
 `validation.mismatches` (keys of differing items: `changed`, `missing`, `unexpected`) and `export`
 (which export was the restore point). For example:
 `aws s3 cp s3://dynamoguard-reports/reports/drills/orders/ . --recursive` and
 `jq '[.recorded_at, .result, .rto_seconds, .rpo_seconds] ' *.json`.
+
+**Findings**: every drill reports its findings (skipped exports, no verified export, failed restore, schema
+or content mismatches) with the table's summary and history (job `drill`); the sweep reports tables that
+carry the scratch prefix but no drill tag (never deleted) and what it deleted (job `drill_sweep`). No
+verified export, a failed import and a validation mismatch fail at once, without retry.
 
 **Who may trigger it**: a drill creates tables and reads every item of a backup, so restrict triggering
 with DAG-level access control. With the FAB auth manager (docker-compose's), pass

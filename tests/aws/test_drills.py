@@ -84,7 +84,7 @@ def test_latest_verified_export_is_found_and_a_tampered_newer_one_skipped(seeded
     found, skipped = latest_verified_export(s3, CONFIG.backup_bucket.name, "exports/customers/",
                                                    CONFIG.table_arn("customers"))
     assert found.export_arn == first.export_arn
-    assert len(skipped) == 1 and data_key in skipped[0]
+    assert len(skipped) == 1 and data_key in skipped[0].reason and skipped[0].export_arn == second.export_arn
 
     with pytest.raises(drills.DrillError, match="no verified export"):
         latest_verified_export(s3, CONFIG.backup_bucket.name, "exports/customers/",

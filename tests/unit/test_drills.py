@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dynamoguard import drills
 from dynamoguard.config import load_config
-from dynamoguard.drills import digest, record, schema, scratch
+from dynamoguard.drills import digest, record, report, schema, scratch
 from dynamoguard.drills.plan import check_params, plan_drills
 from dynamoguard.drills.sources import _imports as imports
 
@@ -234,3 +234,59 @@ def test_scheduled_runs_rotate_one_table_per_period_or_take_all(config):
     manual = plan_drills(config, {"table": "inventory", "source": "replica"}, run_type="manual", run_id="m",
                          started=NOW)
     assert [(d["table"], d["source"], d["run_id"]) for d in manual] == [("inventory", "replica", "m")]
+
+
+# ----------------------------------------------------------------------------- record and findings
+
+
+DRILL = {"table": "orders", "run_id": "r", "source": "export", "account": "source", "scratch_table": "s",
+         "restore_point": "2026-11-28T10:00:00.000Z", "export": {"export_arn": "arn:e1", "export_time": "t1"}}
+RESTORE = {"started_at": "2026-11-28T11:00:00Z", "rto_seconds": 42.0}
+OK = {"ok": True, "problems": [], "items_validated": 5}
+
+
+def test_a_skipped_newer_export_makes_a_passed_drill_a_warning_and_a_finding():
+    skipped = {"location": "s3://b/exports/orders/x/manifest-summary.json", "reason": "md5 mismatch of data/1.gz",
+               "export_arn": "arn:e2", "export_time": "t2"}
+    record_ = record.drill_record(drill={**DRILL, "skipped_exports": [skipped]}, restore=RESTORE, validation=OK)
+    assert record_["result"] == "passed_with_warnings" and record_["skipped_exports"] == [skipped]
+    assert record_["warnings"] == [f"skipped export {skipped['location']}: {skipped['reason']}"]
+    (finding,) = report.drill_findings(record_)
+    assert (finding.job, finding.check, finding.severity, finding.resource) == (
+        "drill", "skipped_export", "high", skipped["location"])
+    assert finding.evidence["restored_instead"]["export_arn"] == "arn:e1"
+    assert report.drill_findings(record.drill_record(drill=DRILL, restore=RESTORE, validation=OK)) == []
+    assert report.summary(record_, "k")["result"] == "passed_with_warnings"
+
+
+def test_failures_and_mismatches_become_findings_on_the_severity_scale():
+    failed = record.drill_record(drill=DRILL, restore=None, validation=None, failure="prepare: none",
+                                 check="no_verified_export")
+    assert [(f.check, f.severity) for f in report.drill_findings(failed)] == [("no_verified_export", "critical")]
+    validation = {"ok": False, "mode": "full", "items_expected": 3, "items_restored": 2, "digest_export": "a",
+                  "digest_restored": "b", "mismatches": [{"key": {"pk": {"S": "k"}}, "problem": "missing"}],
+                  "problems": ["schema: GlobalSecondaryIndexes g missing", "content differs in 1 of 256 buckets"]}
+    mismatched = record.drill_record(drill=DRILL, restore=RESTORE, validation=validation)
+    assert mismatched["result"] == "failed"
+    found = {f.check: f for f in report.drill_findings(mismatched)}
+    assert (found["schema_mismatch"].severity, found["validation_mismatch"].severity) == ("high", "critical")
+    evidence = found["validation_mismatch"].evidence
+    assert evidence["expected"] == {"items": 3, "digest": "a"} and evidence["found"] == {"items": 2, "digest": "b"}
+    assert evidence["keys"] == validation["mismatches"] and evidence["export"]["export_arn"] == "arn:e1"
+
+
+def test_sweep_findings_tell_impostors_from_swept_and_stuck_drill_tables():
+    def result(table, deleted, reason, tag):
+        return {"table": table, "deleted": deleted, "reason": reason, "drill_tag": tag, "account": "source",
+                "table_arn": f"arn:t/{table}"}
+
+    found = report.sweep_findings([
+        result("dgdrill-a", True, "scratch table of drill r1", "r1"),
+        result("dgdrill-b", False, "dgdrill-b has no dynamoguard:drill tag", None),
+        result("dgdrill-c", False, "dgdrill-c expires at 2099-01-01T00:00:00Z", "r2"),
+        result("dgdrill-d", False, "dgdrill-d has deletion protection enabled", "r3"),
+    ])
+    assert sorted((f.check, f.severity, f.resource) for f in found) == [
+        ("scratch_impostor", "medium", "arn:t/dgdrill-b"), ("scratch_left", "low", "arn:t/dgdrill-d"),
+        ("scratch_swept", "info", "scratch tables")]
+    assert all(f.job == "drill_sweep" for f in found)

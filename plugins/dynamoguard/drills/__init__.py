@@ -18,3 +18,35 @@ from __future__ import annotations
 
 class DrillError(RuntimeError):
     """A drill cannot go on (bad input, failed restore); the message says what and where."""
+
+
+class BadParam(DrillError, ValueError):
+    """A drill param or config value is invalid (a retry cannot change it)."""
+
+
+class NoVerifiedExport(DrillError):
+    """No export at or before the restore point verifies; ``skipped`` lists the exports tried and why."""
+
+    def __init__(self, message: str, skipped: list | None = None):
+        super().__init__(message)
+        self.skipped = list(skipped or [])
+
+
+class ExportNotYet(DrillError):
+    """A scheduled drill's table has no export yet: check again at ``until``."""
+
+    def __init__(self, message: str, until):
+        super().__init__(message)
+        self.until = until
+
+
+class DrillFailed(DrillError):
+    """A drill step failed; ``record`` (already written) says why. Retryable unless :class:`DrillFailedForGood`."""
+
+    def __init__(self, message: str, record: dict):
+        super().__init__(message)
+        self.record = record
+
+
+class DrillFailedForGood(DrillFailed):
+    """A drill failure a retry cannot change (no verified export, failed import, validation mismatch)."""

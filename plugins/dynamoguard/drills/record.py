@@ -10,9 +10,22 @@ from dynamoguard.layout import join
 from dynamoguard.timeutil import iso, parse_time, utcnow
 
 
+def result_of(problems: list[str], validation: dict[str, Any] | None, skipped: list[Any]) -> str:
+    """``failed`` on any problem, ``passed_with_warnings`` when newer exports had to be skipped, else ``passed``."""
+    if problems or not validation or not validation.get("ok"):
+        return "failed"
+    return "passed_with_warnings" if skipped else "passed"
+
+
 def drill_record(*, drill: dict[str, Any], restore: dict[str, Any] | None, validation: dict[str, Any] | None,
-                 failure: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """The JSON record of one drill: what was restored from where, RTO, RPO, validation outcome."""
+                 failure: str | None = None, check: str = "drill_failed", now: datetime | None = None
+                 ) -> dict[str, Any]:
+    """The JSON record of one drill: what was restored from where, RTO, RPO, validation outcome.
+
+    ``failure``: why a step failed (``"<step>: <message>"``), ``check`` naming its kind (``no_verified_export``,
+    ``restore_failed``, ``drill_failed``). The exports skipped on the way to the restore point are listed, each
+    with its reason, and turn a passed drill into ``passed_with_warnings``.
+    """
     now = now or utcnow()
     restore = restore or {}
     restore_point = drill.get("restore_point")
@@ -21,8 +34,9 @@ def drill_record(*, drill: dict[str, Any], restore: dict[str, Any] | None, valid
     problems = list((validation or {}).get("problems", []))
     if failure:
         problems.insert(0, failure)
+    skipped = list(drill.get("skipped_exports") or [])
     return {
-        "record_version": 1,
+        "record_version": 2,
         "table": drill["table"],
         "run_id": drill["run_id"],
         "source": drill["source"],
@@ -36,8 +50,11 @@ def drill_record(*, drill: dict[str, Any], restore: dict[str, Any] | None, valid
         "validation": validation,
         "items_validated": (validation or {}).get("items_validated", 0),
         "items_per_second": (validation or {}).get("items_per_second"),
-        "result": "passed" if not problems and validation and validation.get("ok") else "failed",
+        "result": result_of(problems, validation, skipped),
         "problems": problems,
+        "failure": {"check": check, "message": failure} if failure else None,
+        "skipped_exports": skipped,
+        "warnings": [f"skipped export {s['location']}: {s['reason']}" for s in skipped],
         "recorded_at": iso(now),
     }
 

@@ -10,7 +10,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dynamoguard import exports
-from dynamoguard.drills import DrillError
+from dynamoguard.drills import DrillError, NoVerifiedExport
 from dynamoguard.timeutil import iso, iso_ms, parse_time
 
 DEFAULT_WORKERS = 32
@@ -34,6 +34,22 @@ class ExportRef:
         data.pop("files")
         data["data_files"] = len(self.files)
         return data
+
+
+@dataclass(frozen=True)
+class SkippedExport:
+    """An export passed over as a restore point: where it is, why, and (if its manifest was readable) which."""
+
+    location: str
+    reason: str
+    export_arn: str | None = None
+    export_time: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.reason}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def read_export(s3, bucket: str, summary_key: str) -> ExportRef:
@@ -86,25 +102,26 @@ def _common_prefixes(s3, bucket: str, prefix: str) -> list[str]:
 
 def latest_verified_export(s3, bucket: str, table_prefix: str, table_arn: str, *, at_or_before: datetime | None = None,
                            copied: bool = False, verify: Callable[[ExportRef], list[str]] | None = None
-                           ) -> tuple[ExportRef, list[str]]:
+                           ) -> tuple[ExportRef, list[SkippedExport]]:
     """The newest export (by exportTime, at or before ``at_or_before``) whose manifest verifies.
 
     Returns the export and the exports skipped on the way (each with its reason). ``verify`` returns a list
-    of problems (default :func:`export_problems`; ``copied`` as there). DrillError when none qualifies.
+    of problems (default :func:`export_problems`; ``copied`` as there). NoVerifiedExport when none qualifies.
     """
     verify = verify or (lambda export: export_problems(s3, export, table_arn, copied=copied))
     candidates = []
     skipped = []
     for key in export_summary_keys(s3, bucket, table_prefix):
+        location = f"s3://{bucket}/{key}"
         try:
             export = read_export(s3, bucket, key)
         except ClientError as error:
             if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                skipped.append(f"s3://{bucket}/{key}: no manifest (export unfinished?)")
+                skipped.append(SkippedExport(location, "no manifest (export unfinished?)"))
                 continue
             raise
         except DrillError as error:
-            skipped.append(str(error))
+            skipped.append(SkippedExport(location, str(error)))
             continue
         if at_or_before is None or parse_time(export.export_time) <= at_or_before:
             candidates.append(export)
@@ -112,7 +129,9 @@ def latest_verified_export(s3, bucket: str, table_prefix: str, table_arn: str, *
         problems = verify(export)
         if not problems:
             return export, skipped
-        skipped.append(f"s3://{bucket}/{export.summary_key}: " + "; ".join(problems))
+        skipped.append(SkippedExport(f"s3://{bucket}/{export.summary_key}", "; ".join(problems), export.export_arn,
+                                     export.export_time))
     when = f" at or before {iso(at_or_before)}" if at_or_before else ""
-    detail = ("; skipped: " + " | ".join(skipped)) if skipped else ""
-    raise DrillError(f"no verified export of {table_arn} under s3://{bucket}/{table_prefix}{when}{detail}")
+    detail = ("; skipped: " + " | ".join(map(str, skipped))) if skipped else ""
+    raise NoVerifiedExport(f"no verified export of {table_arn} under s3://{bucket}/{table_prefix}{when}{detail}",
+                           skipped)

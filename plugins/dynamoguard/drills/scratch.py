@@ -163,20 +163,19 @@ def _not_found(error: ClientError) -> bool:
     return error.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
-def delete_scratch_table(ddb, name: str, *, prefix: str, protected: Iterable[str],
-                         run_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:
-    """Delete ``name`` if :func:`deletion_refusal` allows it; the result says what happened and why."""
-    protected = list(protected)
-    refusal = name_refusal(name, prefix=prefix, protected=protected)
-    if refusal:
-        return {"table": name, "deleted": False, "reason": refusal}
+def _table_and_tags(ddb, name: str) -> tuple[dict[str, Any], dict[str, str]] | None:
     try:
         table = ddb.describe_table(TableName=name)["Table"]
     except ClientError as error:
         if _not_found(error):
-            return {"table": name, "deleted": False, "reason": "does not exist"}
+            return None
         raise
-    tags = table_tags(ddb, table["TableArn"])
+    return table, table_tags(ddb, table["TableArn"])
+
+
+def _delete_if_allowed(ddb, table: dict[str, Any], tags: dict[str, str], *, prefix: str, protected: list[str],
+                       run_id: str | None, now: datetime | None) -> dict[str, Any]:
+    name = table["TableName"]
     refusal = deletion_refusal(name, tags, prefix=prefix, protected=protected, run_id=run_id, now=now,
                                deletion_protection=bool(table.get("DeletionProtectionEnabled")))
     if refusal:
@@ -190,21 +189,41 @@ def delete_scratch_table(ddb, name: str, *, prefix: str, protected: Iterable[str
     return {"table": name, "deleted": True, "reason": "scratch table of drill " + tags[TAG_DRILL]}
 
 
+def delete_scratch_table(ddb, name: str, *, prefix: str, protected: Iterable[str],
+                         run_id: str | None = None, now: datetime | None = None) -> dict[str, Any]:
+    """Delete ``name`` if :func:`deletion_refusal` allows it; the result says what happened and why."""
+    protected = list(protected)
+    refusal = name_refusal(name, prefix=prefix, protected=protected)
+    if refusal:
+        return {"table": name, "deleted": False, "reason": refusal}
+    found = _table_and_tags(ddb, name)
+    if found is None:
+        return {"table": name, "deleted": False, "reason": "does not exist"}
+    return _delete_if_allowed(ddb, *found, prefix=prefix, protected=protected, run_id=run_id, now=now)
+
+
 def sweep(ddb, *, prefix: str, protected: Iterable[str], now: datetime | None = None) -> list[dict[str, Any]]:
-    """Delete expired drill scratch tables (left by crashed runs); one result per prefixed table."""
+    """Delete expired drill scratch tables (left by crashed runs); one result per prefixed table, with its
+    ``drill_tag`` (None: the table has the prefix but is no drill's, and is left alone)."""
     protected = list(protected)
     check_scratch_prefix(prefix, protected)
     results = []
     for name in list_tables(ddb):
-        if name.startswith(prefix):
-            results.append(delete_scratch_table(ddb, name, prefix=prefix, protected=protected, now=now))
+        if not name.startswith(prefix):
+            continue
+        found = _table_and_tags(ddb, name)
+        if found is None:
+            results.append({"table": name, "deleted": False, "reason": "does not exist", "drill_tag": None})
+            continue
+        result = _delete_if_allowed(ddb, *found, prefix=prefix, protected=protected, run_id=None, now=now)
+        results.append({**result, "drill_tag": found[1].get(TAG_DRILL)})
     return results
 
 
 def adopt(ddb, name: str, *, prefix: str, protected: Iterable[str], run_id: str) -> str:
     """A retried restore finds ``name`` already restoring: its ARN if it carries this run's tag, else DrillError."""
     table = ddb.describe_table(TableName=name)["Table"]
-    refusal = deletion_refusal(table["TableName"], table_tags(ddb, table["TableArn"]), prefix=prefix,
+    refusal = deletion_refusal(name, table_tags(ddb, table["TableArn"]), prefix=prefix,
                                protected=protected, run_id=run_id)
     if refusal:
         raise DrillError(f"scratch table {name} already exists and is not this run's ({refusal}); not touching it")
@@ -213,12 +232,10 @@ def adopt(ddb, name: str, *, prefix: str, protected: Iterable[str], run_id: str)
 
 def extend_expiry(ddb, name: str, run_id: str, keep_until: datetime) -> bool:
     """Move the expiry tag of ``name`` to ``keep_until`` if it is this run's table; False if the table is gone."""
-    try:
-        table = ddb.describe_table(TableName=name)["Table"]
-    except ClientError as error:
-        if _not_found(error):
-            return False
-        raise
-    if table_tags(ddb, table["TableArn"]).get(TAG_DRILL) == tag_value(run_id):
+    found = _table_and_tags(ddb, name)
+    if found is None:
+        return False
+    table, tags = found
+    if tags.get(TAG_DRILL) == tag_value(run_id):
         ddb.tag_resource(ResourceArn=table["TableArn"], Tags=[{"Key": TAG_EXPIRES, "Value": iso(keep_until)}])
     return True

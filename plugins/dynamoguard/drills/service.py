@@ -2,7 +2,9 @@
 
 ``aws`` is anything with the operator base's ``client(service, account, max_pool_connections)`` and
 ``conn_id(account)`` (the operator itself, or a stand-in built on :func:`dynamoguard.aws.client` in tests).
-Every step that fails writes the drill record first, so a failed drill is never only a log line.
+Every step that fails writes the drill record first and raises :class:`~dynamoguard.drills.DrillFailed` carrying
+it (:class:`~dynamoguard.drills.DrillFailedForGood` when a retry cannot change the outcome), so the operator
+reports its findings: a failed drill is never only a log line.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamoguard.drills import DrillError, sources
+from dynamoguard.drills import DrillError, DrillFailed, DrillFailedForGood, ExportNotYet, NoVerifiedExport, sources
 from dynamoguard.drills.record import drill_record, write_record
-from dynamoguard.drills.restore_points import latest_verified_export, read_export
+from dynamoguard.drills.restore_points import export_summary_keys, latest_verified_export, read_export
 from dynamoguard.drills.schema import compare_schema, key_names, source_schema
 from dynamoguard.drills.scratch import (
     adopt,
@@ -33,6 +35,8 @@ from dynamoguard.timeutil import iso, parse_time, utcnow
 
 log = logging.getLogger(__name__)
 
+EXPORT_POLL = timedelta(minutes=5)  # how often a scheduled drill looks for its table's first export
+
 
 def _clients(config, aws, source) -> tuple[Any, Any]:
     """DynamoDB and S3 clients of the connection that runs ``source``'s restores, pooled for the parallel scan."""
@@ -49,11 +53,23 @@ def record(config, aws, record: dict[str, Any]) -> str:
     return url
 
 
+def fail(config, aws, drill: dict[str, Any], restore: dict[str, Any] | None, step: str, error: BaseException | str,
+         *, check: str, for_good: bool, message: str | None = None):
+    """Write the failed drill's record (problem ``<step>: <error>``) and return the exception to raise."""
+    failed = drill_record(drill=drill, restore=restore, validation=None, failure=f"{step}: {error}", check=check)
+    record(config, aws, failed)
+    return (DrillFailedForGood if for_good else DrillFailed)(message or str(error), failed)
+
+
 # ----------------------------------------------------------------------------- prepare
 
 
-def prepare(config, aws, spec: dict[str, Any]) -> dict[str, Any]:
-    """Resolve one drill: source schema, the newest verified export at or before the restore point, scratch name."""
+def prepare(config, aws, spec: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
+    """Resolve one drill: source schema, the newest verified export at or before the restore point, scratch name.
+
+    A scheduled drill (``wait_for_export``) of a table with no export at all raises ExportNotYet until
+    ``drills.max_drill_hours`` after its start, instead of failing before the nightly job has run.
+    """
     started = parse_time(spec["started_at"])
     source = sources.get(spec["source"])
     drill = {
@@ -65,20 +81,31 @@ def prepare(config, aws, spec: dict[str, Any]) -> dict[str, Any]:
         "expires_at": iso(expiry(started, config.drills.max_drill_hours, spec["keep_minutes"])),
         "requested_restore_point": spec["restore_point"],
     }
+    prefix = table_prefix(config.backup_bucket.prefix, spec["table"])
     try:
+        _, s3 = _clients(config, aws, source)
+        now = now or utcnow()
+        if spec.get("wait_for_export") and now < started + timedelta(hours=config.drills.max_drill_hours) \
+                and not export_summary_keys(s3, source.bucket(config), prefix):
+            raise ExportNotYet(f"no export of {spec['table']} yet under s3://{source.bucket(config)}/{prefix}",
+                               now + EXPORT_POLL)
         description = aws.client("dynamodb", "drill").describe_table(TableName=spec["table"])["Table"]
         drill["schema"] = source_schema(description)
-        _, s3 = _clients(config, aws, source)
         at_or_before = parse_time(spec["restore_point"]) if spec["restore_point"] else None
-        export, skipped = latest_verified_export(
-            s3, source.bucket(config), table_prefix(config.backup_bucket.prefix, spec["table"]), drill["table_arn"],
-            at_or_before=at_or_before, copied=source.copied)
-    except Exception as error:
-        record(config, aws, drill_record(drill=drill, restore=None, validation=None, failure=f"prepare: {error}"))
+        export, skipped = latest_verified_export(s3, source.bucket(config), prefix, drill["table_arn"],
+                                                 at_or_before=at_or_before, copied=source.copied)
+    except ExportNotYet:
         raise
-    for reason in skipped:
-        log.warning("skipped export: %s", reason)
-    drill.update(restore_point=export.export_time, export=export.as_dict(), skipped_exports=skipped)
+    except NoVerifiedExport as error:
+        drill["skipped_exports"] = [s.as_dict() for s in error.skipped]
+        raise fail(config, aws, drill, None, "prepare", error, check="no_verified_export", for_good=True) from error
+    except Exception as error:
+        raise fail(config, aws, drill, None, "prepare", error, check="drill_failed",
+                   for_good=isinstance(error, ValueError)) from error
+    for skipped_export in skipped:
+        log.warning("skipped export: %s", skipped_export)
+    drill.update(restore_point=export.export_time, export=export.as_dict(),
+                 skipped_exports=[s.as_dict() for s in skipped])
     return drill
 
 
@@ -123,7 +150,7 @@ def finish_restore(config, aws, drill: dict[str, Any], event: dict[str, Any]) ->
     failure = None if event.get("status") == "success" else event.get("message", str(event))
     facts, problem = source.outcome(ddb, restore)
     restore.update(facts)
-    failure = problem or failure
+    failure = problem or failure  # AWS's reason for a failed import: the same ClientToken returns it again
     finished = utcnow()
     restore["finished_at"] = iso(finished)
     restore["rto_seconds"] = round((finished - parse_time(restore["started_at"])).total_seconds(), 3)
@@ -132,8 +159,9 @@ def finish_restore(config, aws, drill: dict[str, Any], event: dict[str, Any]) ->
             tag_table(ddb, restore["table_arn"], _tags(drill), timeout=10)
         except ClientError as error:
             log.info("not tagging %s: %s", restore["table_arn"], error)
-        record(config, aws, drill_record(drill=drill, restore=restore, validation=None, failure=f"restore: {failure}"))
-        raise DrillError(f"restore of {drill['table']} into {drill['scratch_table']} failed: {failure}")
+        raise fail(config, aws, drill, restore, "restore", failure, check="restore_failed",
+                   for_good=problem is not None,
+                   message=f"restore of {drill['table']} into {drill['scratch_table']} failed: {failure}")
     tag_table(ddb, restore["table_arn"], _tags(drill))
     return restore
 
@@ -142,7 +170,9 @@ def finish_restore(config, aws, drill: dict[str, Any], event: dict[str, Any]) ->
 
 
 def validate(config, aws, drill: dict[str, Any], restore: dict[str, Any]) -> dict[str, Any]:
-    """Validate the scratch table against the export and write the drill record; the record."""
+    """Validate the scratch table against the export and write the drill record; the record.
+
+    Any difference raises DrillFailedForGood with the record (a retry validates the same table again)."""
     source = sources.get(drill["source"])
     ddb, s3 = _clients(config, aws, source)
     restored = ddb.describe_table(TableName=drill["scratch_table"])["Table"]
@@ -159,6 +189,9 @@ def validate(config, aws, drill: dict[str, Any], restore: dict[str, Any]) -> dic
     result.notes.extend(notes)
     drill_result = drill_record(drill=drill, restore=restore, validation=result.as_dict())
     record(config, aws, drill_result)
+    if drill_result["result"] == "failed":
+        raise DrillFailedForGood(f"drill of {drill['table']} failed: " + "; ".join(drill_result["problems"])
+                                 + f"; mismatching keys: {result.mismatches}", drill_result)
     return drill_result
 
 
@@ -189,12 +222,14 @@ def cleanup(config, aws, drill: dict[str, Any]) -> dict[str, Any]:
 
 
 def sweep(config, aws) -> list[dict[str, Any]]:
-    """Delete expired drill scratch tables in every account a source restores into; one result per prefixed table."""
+    """Delete expired drill scratch tables in every account a source restores into; one result per prefixed table
+    (with its account and ARN)."""
     results = []
     accounts = {source.account: source.connection for source in sources.registry().values()}
     for account, connection in sorted(accounts.items(), reverse=True):
         ddb = aws.client("dynamodb", connection)
+        arn = f"arn:aws:dynamodb:{config.region}:{getattr(config.accounts, account).account_id}:table/"
         for result in sweep_account(ddb, prefix=config.drills.scratch_prefix, protected=config.table_names):
-            results.append({**result, "account": account})
+            results.append({**result, "account": account, "table_arn": arn + result["table"]})
             log.info("sweep %s: %s", account, result)
     return results
