@@ -6,7 +6,7 @@ Starts its own emulator, writes an export of ``--items`` items (every DynamoDB t
 items) in AWS's layout and the same items into the "restored" table, then in the same run measures:
 
 * plain: a parallel Scan of the restored table with the same segments, items only counted (the limit);
-* validate: ``drills.validate_full`` (the same scan plus the export's files streamed, every item digested).
+* validate: ``drills.validate.validate_full`` (the same scan plus the export's files streamed, every item digested).
 
 For each: items/s by wall clock and by this process's CPU time (the emulator's server, not our code, is
 the bottleneck of the wall clock locally; against AWS the client's parsing CPU is the limit), and peak RSS
@@ -36,8 +36,8 @@ import orjson  # noqa: E402
 import psutil  # noqa: E402
 from botocore.config import Config  # noqa: E402
 
-from dynamoguard import drills  # noqa: E402
 from dynamoguard.aws import client_config  # noqa: E402
+from dynamoguard.drills import digest, restore_points, schema, validate  # noqa: E402
 from include.localaws import process as emulator  # noqa: E402
 from include.localaws.seed import TABLES, order_item, source_session  # noqa: E402
 
@@ -58,7 +58,7 @@ def export_json(value):
     return value
 
 
-def write_export(s3, items: int, files: int) -> drills.ExportRef:
+def write_export(s3, items: int, files: int) -> restore_points.ExportRef:
     """An export of ``items`` orders items in AWS's layout (data files, manifest-files, manifest-summary)."""
     folder = f"exports/{TABLE}/2026-11-28/AWSDynamoDB/{EXPORT_ID}/"
     per_file = -(-items // files)
@@ -85,7 +85,7 @@ def write_export(s3, items: int, files: int) -> drills.ExportRef:
                "s3SseAlgorithm": "AES256", "s3SseKmsKeyId": None, "manifestFilesS3Key": folder + "manifest-files.json",
                "billedSizeBytes": 0, "itemCount": items, "outputFormat": "DYNAMODB_JSON"}
     s3.put_object(Bucket=BUCKET, Key=folder + "manifest-summary.json", Body=json.dumps(summary).encode())
-    return drills.read_export(s3, BUCKET, folder + "manifest-summary.json")
+    return restore_points.read_export(s3, BUCKET, folder + "manifest-summary.json")
 
 
 class PeakRss:
@@ -112,7 +112,7 @@ class PeakRss:
 def load_table(ddb, spec: dict, items: int) -> None:
     """The restored table: created like ImportTable would, filled by concurrent BatchWriteItem calls (moto's
     ImportTable parses JSON in pure Python and takes minutes for this many items)."""
-    ddb.create_table(**drills.table_creation_parameters(spec, TABLE))
+    ddb.create_table(**schema.table_creation_parameters(spec, TABLE))
 
     def write(start: int) -> None:
         request = {TABLE: [{"PutRequest": {"Item": order_item(i)}} for i in range(start, min(items, start + 25))]}
@@ -125,7 +125,7 @@ def load_table(ddb, spec: dict, items: int) -> None:
 
 def plain_scan(ddb, segments: int) -> int:
     def run(segment: int) -> int:
-        return sum(len(page.get("Items", [])) for page in drills.scan_pages(ddb, TABLE, segment, segments))
+        return sum(len(page.get("Items", [])) for page in digest.scan_pages(ddb, TABLE, segment, segments))
 
     with ThreadPoolExecutor(max_workers=segments) as pool:
         return sum(pool.map(run, range(segments)))
@@ -149,7 +149,7 @@ def client_only(items: int, page_items: int = 1500) -> dict:
 
     out = {}
     for name in ("plain", "validate"):
-        buckets = drills.DigestBuckets(drills.bucket_count(items))
+        buckets = digest.DigestBuckets(digest.bucket_count(items))
         spent = 0.0
         with PeakRss() as mem:
             for body, wire in pages():
@@ -160,11 +160,11 @@ def client_only(items: int, page_items: int = 1500) -> dict:
                 else:
                     response = {"body": body, "status_code": 200}
                     custom: dict = {}
-                    drills._keep_wire_items(response, custom)
+                    digest._keep_wire_items(response, custom)
                     parser.parse({**response, "headers": {}}, model.output_shape)
-                    buckets.add(drills._digest_batch(custom["WireItems"], key_names, buckets, None, None))
+                    buckets.add(digest._digest_batch(custom["WireItems"], key_names, buckets, None, None))
                     lines = (orjson.loads(line)["Item"] for line in gzip.decompress(gz).splitlines())
-                    buckets.add(drills._digest_batch(lines, key_names, buckets, None, None))
+                    buckets.add(digest._digest_batch(lines, key_names, buckets, None, None))
                 spent += time.process_time() - cpu
         out[name] = (items / spent, mem.growth_mib)
         print(f"client-only {name:9s} {items} items {items / spent:9.0f} items/s (CPU) "
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "plain":
                     count = plain_scan(ddb, args.segments)
                 else:
-                    result = drills.validate_full(ddb, s3, TABLE, export, key_names, segments=args.segments)
+                    result = validate.validate_full(ddb, s3, TABLE, export, key_names, segments=args.segments)
                     assert result.ok, result.problems
                     count = result.items_validated
                 seconds, cpu = time.monotonic() - t, time.process_time() - cpu

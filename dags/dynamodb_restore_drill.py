@@ -12,7 +12,8 @@ time; every source restores to that export's time so the result can be compared 
 `full` (digest of every item) or `sample` (`sample_size` items read back by key); `keep_minutes` (how long
 the scratch table lives after validation). Bad values are rejected when the run is triggered.
 **Scheduled runs** (`drills.schedule`) ignore the form: one table per run in rotation, or every table when
-`drills.all_tables` is set, each with its configured source and validation.
+`drills.all_tables` is set, each with its configured source and validation. A scheduled drill of a table
+that has no export yet waits for the first one (deferred, up to `drills.max_drill_hours`) instead of failing.
 
 **Per table**: `prepare` (find the export, name the scratch table `<scratch_prefix><table>-<run stamp>`)
 -> `restore` (deferred until the import is COMPLETED / the table is ACTIVE; import errors fail it with
@@ -25,12 +26,18 @@ it is not a protected table). `sweep` deletes expired scratch tables left by cra
 `s3://<reports_bucket.name>/<reports_bucket.prefix>/drills/<table>/<scratch table>.json`
 (the file name ends with the run's start time, so listing the folder gives the history in order), and
 the record is the `validate` task's XCom (`return_value`, or `drill_record` when validation failed).
-Read `result` (passed/failed), `problems`, `rto_seconds` (restore request to usable table),
+Read `result` (`passed`; `passed_with_warnings` when newer exports failed verification and were skipped:
+`skipped_exports` names them and why; `failed`), `problems`, `rto_seconds` (restore request to usable table),
 `rpo_seconds` (age of the restore point when the drill started), `items_validated`, `items_per_second`,
 `validation.mismatches` (keys of differing items: `changed`, `missing`, `unexpected`) and `export`
 (which export was the restore point). For example:
 `aws s3 cp s3://dynamoguard-reports/reports/drills/orders/ . --recursive` and
 `jq '[.recorded_at, .result, .rto_seconds, .rpo_seconds] ' *.json`.
+
+**Findings**: every drill reports its findings (skipped exports, no verified export, failed restore, schema
+or content mismatches) with the table's summary and history (job `drill`); the sweep reports tables that
+carry the scratch prefix but no drill tag (never deleted) and what it deleted (job `drill_sweep`). No
+verified export, a failed import and a validation mismatch fail at once, without retry.
 
 **Who may trigger it**: a drill creates tables and reads every item of a backup, so restrict triggering
 with DAG-level access control. With the FAB auth manager (docker-compose's), pass
@@ -46,14 +53,22 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import DAG, Param, get_current_context, task, task_group
+from airflow.sdk import DAG, Param, task_group
 
 from dynamoguard.config import load_config
+from dynamoguard.drills import sources
 from dynamoguard.notify import failure_notifier
+from dynamoguard.operators.drills import (
+    DrillCleanupOperator,
+    DrillPlanOperator,
+    DrillPrepareOperator,
+    DrillRestoreOperator,
+    DrillSweepOperator,
+    DrillValidateOperator,
+)
 
 config = load_config()
 TABLES = config.table_names
-OWNER = "dynamoguard"
 
 with DAG(
     dag_id="dynamodb_restore_drill",
@@ -63,15 +78,13 @@ with DAG(
     max_active_runs=4,
     doc_md=__doc__,
     tags=["dynamoguard", "dynamodb", "restore-drill"],
-    default_args={"owner": OWNER, "retries": 1, "retry_delay": timedelta(seconds=30),
+    default_args={"owner": "dynamoguard", "retries": 1, "retry_delay": timedelta(seconds=30),
                   "on_failure_callback": failure_notifier(config)},
     params={
         "table": Param(TABLES[0], type="string", enum=TABLES, title="Table",
                        description="The protected table to restore."),
-        "source": Param(config.drills.default_source, type="string", enum=["pitr", "export", "replica"],
-                        title="Restore from",
-                        values_display={"pitr": "Point-in-time recovery", "export": "Export in the backup bucket",
-                                        "replica": "Replica in the backup account"}),
+        "source": Param(config.drills.default_source, type="string", enum=list(sources.names()),
+                        title="Restore from", values_display=sources.labels()),
         "restore_point": Param(None, type=["null", "string"], format="date-time", title="Restore point",
                                pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$",
                                description="Empty: the latest verified export. Otherwise the newest verified "
@@ -84,50 +97,13 @@ with DAG(
     },
 ) as dag:
 
-    @task
-    def sweep() -> list[dict]:
-        from dynamoguard.operators.drills import sweep_scratch_tables
-
-        return sweep_scratch_tables(load_config())
-
-    @task
-    def plan() -> list[dict]:
-        from dynamoguard import drills
-        from dynamoguard.operators.drills import plan_drills
-
-        context = get_current_context()
-        run = context["dag_run"]
-        return plan_drills(load_config(), dict(context["params"]), run_type=str(run.run_type.value
-                           if hasattr(run.run_type, "value") else run.run_type), run_id=run.run_id,
-                           started=drills.utcnow(), interval_start=context.get("data_interval_start"),
-                           interval_end=context.get("data_interval_end"))
-
     @task_group
-    def drill(spec: dict):
-        from dynamoguard.operators.drills import DrillCleanupOperator, DrillRestoreOperator
+    def drill(spec):
+        prepare = DrillPrepareOperator(task_id="prepare", spec=spec)
+        restore = DrillRestoreOperator(task_id="restore", drill=prepare.output)
+        validate = DrillValidateOperator(task_id="validate", drill=prepare.output, restore=restore.output)
+        cleanup = DrillCleanupOperator(task_id="cleanup", drill=prepare.output)
+        restore >> validate >> cleanup.as_teardown(setups=prepare)
 
-        @task
-        def prepare(spec: dict) -> dict:
-            from dynamoguard.operators.drills import prepare_drill
-
-            return prepare_drill(load_config(), spec)
-
-        @task
-        def validate(drill: dict, restore: dict) -> dict:
-            from dynamoguard import drills
-            from dynamoguard.operators.drills import validate_drill
-
-            record = validate_drill(load_config(), drill, restore)
-            if record["result"] != "passed":
-                get_current_context()["ti"].xcom_push(key="drill_record", value=record)
-                raise drills.DrillError(f"drill of {drill['table']} failed: " + "; ".join(record["problems"])
-                                        + f"; mismatching keys: {record['validation']['mismatches']}")
-            return record
-
-        prepared = prepare(spec)
-        restore = DrillRestoreOperator(task_id="restore", drill=prepared)
-        cleanup = DrillCleanupOperator(task_id="cleanup", drill=prepared)
-        restore >> validate(prepared, restore.output) >> cleanup.as_teardown(setups=prepared)
-
-    sweep()
-    drill.expand(spec=plan())
+    DrillSweepOperator(task_id="sweep")
+    drill.expand(spec=DrillPlanOperator(task_id="plan").output)

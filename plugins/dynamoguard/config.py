@@ -16,6 +16,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from dynamoguard.drills import sources
+
 CONFIG_ENV_VAR = "DYNAMOGUARD_CONFIG"
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "include" / "dynamoguard.yaml"
 
@@ -113,8 +115,11 @@ class Nightly(_Strict):
     max_wait_restorable_minutes: int = Field(30, ge=0)  # wait this long for PITR to reach the export time
 
 
+DrillSource = Literal[sources.names()]  # the restore sources of dynamoguard.drills.sources
+
+
 class TableDrill(_Strict):
-    source: Literal["pitr", "export", "replica"] | None = None
+    source: DrillSource | None = None
     validation: Literal["full", "sample"] | None = None
 
 
@@ -139,7 +144,7 @@ class Drills(_Strict):
     schedule: str | None = "0 5 * * 0"
     aws_conn_id: str | None = None  # the drill role's connection; default: accounts.source
     scratch_prefix: str = "dgdrill-"
-    default_source: Literal["pitr", "export", "replica"] = "export"
+    default_source: DrillSource = "export"
     validation: Literal["full", "sample"] = "full"
     sample_size: int = Field(100, ge=1)
     keep_minutes: int = Field(0, ge=0)

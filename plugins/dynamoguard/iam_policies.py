@@ -80,6 +80,7 @@ WHY: dict[str, str] = {
     "ImportLogGroups": "ImportTable looks up its log group with the caller's permissions (DescribeLogGroups has no "
                        "resource-level permission).",
     "WriteDrillRecords": "Writes the drill record (result, RTO, RPO) to the reports bucket.",
+    "DrillFindings": "Reads and updates the drill and scratch-sweep findings (with the drill summary and history).",
     # audit
     "ReadTrail": "Trail health: the trail's configuration, logging status and event selectors.",
     "ListTrailKeys": "Digest validation: CloudTrail's public keys (ListPublicKeys has no resource-level permission).",
@@ -316,6 +317,9 @@ def drill_policy(config: Config) -> dict[str, Any]:
         statement("ImportLogGroups", ["logs:DescribeLogGroups"], "*"),
         statement("WriteDrillRecords", ["s3:PutObject"],
                   [arns.objects(config.reports_bucket.name, arns.reports("drills"))]),
+        statement("DrillFindings", ["s3:GetObject", "s3:PutObject"],
+                  [arns.objects(config.reports_bucket.name, arns.reports(f"findings/{job}"))
+                   for job in ("drill", "drill_sweep")]),
     ])
 
 

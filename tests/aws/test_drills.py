@@ -9,6 +9,13 @@ import pytest
 
 from dynamoguard import drills
 from dynamoguard.config import load_config
+from dynamoguard.drills.restore_points import ExportRef, latest_verified_export, read_export
+from dynamoguard.drills.schema import compare_schema, table_creation_parameters
+from dynamoguard.drills.scratch import delete_scratch_table, drill_tags, list_tables, sweep, tag_table
+from dynamoguard.drills.sources._imports import client_token, import_problem, start_import
+from dynamoguard.drills.sources.pitr import start_pitr_restore
+from dynamoguard.drills.validate import validate_full, validate_sample
+from dynamoguard.timeutil import parse_time, utcnow
 
 pytestmark = pytest.mark.aws
 
@@ -17,7 +24,7 @@ PREFIX = CONFIG.drills.scratch_prefix
 PROTECTED = CONFIG.table_names
 
 
-def make_export(localaws, table: str) -> drills.ExportRef:
+def make_export(localaws, table: str) -> ExportRef:
     """A real export of ``table`` at its latest restorable time, in the nightly job's layout; waits for it."""
     ddb, s3 = localaws.client("dynamodb"), localaws.client("s3")
     latest = ddb.describe_continuous_backups(TableName=table)[
@@ -31,10 +38,10 @@ def make_export(localaws, table: str) -> drills.ExportRef:
         assert time.monotonic() < deadline
         time.sleep(0.5)
     assert desc["ExportStatus"] == "COMPLETED", desc
-    return drills.read_export(s3, CONFIG.backup_bucket.name, desc["ExportManifest"])
+    return read_export(s3, CONFIG.backup_bucket.name, desc["ExportManifest"])
 
 
-def replicate(localaws, export: drills.ExportRef) -> None:
+def replicate(localaws, export: ExportRef) -> None:
     """Copy the export's objects to the replica bucket in the backup account, same keys."""
     src, dst = localaws.client("s3"), localaws.client("s3", account="backup")
     folder = export.summary_key.rsplit("/", 1)[0] + "/"
@@ -47,15 +54,15 @@ def schema(ddb, table: str) -> dict:
     return ddb.describe_table(TableName=table)["Table"]
 
 
-def import_export(ddb, table: str, export: drills.ExportRef, scratch: str, run_id: str = "run-1") -> str:
-    creation = drills.table_creation_parameters(schema(ddb, table), scratch)
-    desc = drills.start_import(ddb, export, creation, drills.client_token(run_id, scratch))
+def import_export(ddb, table: str, export: ExportRef, scratch: str, run_id: str = "run-1") -> str:
+    creation = table_creation_parameters(schema(ddb, table), scratch)
+    desc = start_import(ddb, export, creation, client_token(run_id, scratch))
     deadline = time.monotonic() + 30
     while (desc := ddb.describe_import(ImportArn=desc["ImportArn"])["ImportTableDescription"])[
             "ImportStatus"] == "IN_PROGRESS":
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    assert drills.import_problem(desc) is None, desc
+    assert import_problem(desc) is None, desc
     return desc["TableArn"]
 
 
@@ -66,7 +73,7 @@ def key_names(ddb, table: str) -> tuple[str, ...]:
 def test_latest_verified_export_is_found_and_a_tampered_newer_one_skipped(seeded):
     s3 = seeded.client("s3")
     first = make_export(seeded, "customers")
-    found, skipped = drills.latest_verified_export(s3, CONFIG.backup_bucket.name, "exports/customers/",
+    found, skipped = latest_verified_export(s3, CONFIG.backup_bucket.name, "exports/customers/",
                                                    CONFIG.table_arn("customers"))
     assert found.export_arn == first.export_arn and skipped == []
     assert found.item_count == 40 and sum(c for _, c in found.files) == 40
@@ -74,15 +81,15 @@ def test_latest_verified_export_is_found_and_a_tampered_newer_one_skipped(seeded
     second = make_export(seeded, "customers")
     data_key = second.files[0][0]
     s3.put_object(Bucket=second.bucket, Key=data_key, Body=b"not the exported bytes")  # new version, wrong MD5
-    found, skipped = drills.latest_verified_export(s3, CONFIG.backup_bucket.name, "exports/customers/",
+    found, skipped = latest_verified_export(s3, CONFIG.backup_bucket.name, "exports/customers/",
                                                    CONFIG.table_arn("customers"))
     assert found.export_arn == first.export_arn
-    assert len(skipped) == 1 and data_key in skipped[0]
+    assert len(skipped) == 1 and data_key in skipped[0].reason and skipped[0].export_arn == second.export_arn
 
     with pytest.raises(drills.DrillError, match="no verified export"):
-        drills.latest_verified_export(s3, CONFIG.backup_bucket.name, "exports/customers/",
+        latest_verified_export(s3, CONFIG.backup_bucket.name, "exports/customers/",
                                       CONFIG.table_arn("customers"),
-                                      at_or_before=drills.parse_time(first.export_time) - timedelta(days=1))
+                                      at_or_before=parse_time(first.export_time) - timedelta(days=1))
 
 
 @pytest.mark.parametrize("mode", ["full", "sample"])
@@ -91,14 +98,14 @@ def test_import_of_an_export_validates(seeded, mode):
     export = make_export(seeded, "orders")
     scratch = f"{PREFIX}orders-import-{mode}"
     import_export(ddb, "orders", export, scratch)
-    problems, notes = drills.compare_schema(schema(ddb, "orders"), schema(ddb, scratch), imported=True)
+    problems, notes = compare_schema(schema(ddb, "orders"), schema(ddb, scratch), imported=True)
     assert problems == [] and notes == []
     names = key_names(ddb, "orders")
     if mode == "full":
-        result = drills.validate_full(ddb, s3, scratch, export, names, segments=4)
+        result = validate_full(ddb, s3, scratch, export, names, segments=4)
         assert result.items_validated == 250 and result.digest_restored == result.digest_export
     else:
-        result = drills.validate_sample(ddb, s3, scratch, export, names, size=30, seed="s")
+        result = validate_sample(ddb, s3, scratch, export, names, size=30, seed="s")
         assert result.items_validated == 30 and result.items_restored == 250
     assert result.ok, result.problems
 
@@ -116,14 +123,14 @@ def test_full_validation_names_changed_missing_and_unexpected_keys(seeded):
     extra = {"customer_id": {"S": "cust-999"}, "order_id": {"S": "ord-999999"}}
     ddb.put_item(TableName=scratch, Item={**extra, "status": {"S": "NEW"}})
 
-    result = drills.validate_full(ddb, s3, scratch, export, key_names(ddb, "orders"), segments=3)
+    result = validate_full(ddb, s3, scratch, export, key_names(ddb, "orders"), segments=3)
     assert not result.ok
     assert {(m["key"]["order_id"]["S"], m["problem"]) for m in result.mismatches} == {
         ("ord-000003", "changed"), ("ord-000010", "missing"), ("ord-999999", "unexpected")}
     assert any("content differs" in p for p in result.problems)
     assert result.items_restored == 250  # one deleted, one added
 
-    sample = drills.validate_sample(ddb, s3, scratch, export, key_names(ddb, "orders"), size=250, seed="x")
+    sample = validate_sample(ddb, s3, scratch, export, key_names(ddb, "orders"), size=250, seed="x")
     assert {(m["key"]["order_id"]["S"], m["problem"]) for m in sample.mismatches} == {
         ("ord-000003", "changed"), ("ord-000010", "missing")}
 
@@ -132,42 +139,42 @@ def test_pitr_restore_at_the_export_time_validates(seeded):
     ddb, s3 = seeded.client("dynamodb"), seeded.client("s3")
     export = make_export(seeded, "orders")
     scratch = f"{PREFIX}orders-pitr"
-    desc = drills.start_pitr_restore(ddb, "orders", scratch, drills.parse_time(export.export_time))
+    desc = start_pitr_restore(ddb, "orders", scratch, parse_time(export.export_time))
     ddb.get_waiter("table_exists").wait(TableName=scratch, WaiterConfig={"Delay": 1})
-    drills.tag_table(ddb, desc["TableArn"], drills.drill_tags("run-p", "orders", drills.utcnow()))
-    problems, _ = drills.compare_schema(schema(ddb, "orders"), schema(ddb, scratch), imported=False)
+    tag_table(ddb, desc["TableArn"], drill_tags("run-p", "orders", utcnow()))
+    problems, _ = compare_schema(schema(ddb, "orders"), schema(ddb, scratch), imported=False)
     assert problems == []
-    assert drills.validate_full(ddb, s3, scratch, export, key_names(ddb, "orders")).ok
+    assert validate_full(ddb, s3, scratch, export, key_names(ddb, "orders")).ok
 
 
 def test_replica_import_runs_in_the_backup_account(seeded):
     export = make_export(seeded, "inventory")
     replicate(seeded, export)
     ddb_b, s3_b = seeded.client("dynamodb", account="backup"), seeded.client("s3", account="backup")
-    replica, skipped = drills.latest_verified_export(s3_b, CONFIG.replica_bucket.name, "exports/inventory/",
+    replica, skipped = latest_verified_export(s3_b, CONFIG.replica_bucket.name, "exports/inventory/",
                                                      CONFIG.table_arn("inventory"), copied=True)
     assert replica.export_arn == export.export_arn and skipped == []
     scratch = f"{PREFIX}inventory-replica"
-    creation = drills.table_creation_parameters(schema(seeded.client("dynamodb"), "inventory"), scratch)
-    desc = drills.start_import(ddb_b, replica, creation, drills.client_token("r", scratch))
+    creation = table_creation_parameters(schema(seeded.client("dynamodb"), "inventory"), scratch)
+    desc = start_import(ddb_b, replica, creation, client_token("r", scratch))
     assert ":222222222222:" in desc["TableArn"]
     ddb_b.get_waiter("table_exists").wait(TableName=scratch, WaiterConfig={"Delay": 1})
-    assert drills.validate_full(ddb_b, s3_b, scratch, replica, ("sku",)).ok
+    assert validate_full(ddb_b, s3_b, scratch, replica, ("sku",)).ok
 
 
 def test_schema_differences_are_problems(seeded):
     ddb = seeded.client("dynamodb")
     source = schema(ddb, "orders")
     other = {**source, "GlobalSecondaryIndexes": []}
-    problems, _ = drills.compare_schema(source, other, imported=True)
+    problems, _ = compare_schema(source, other, imported=True)
     assert problems == ["GlobalSecondaryIndexes by-status missing from the restored table"]
     keyed = {**source, "KeySchema": [{"AttributeName": "customer_id", "KeyType": "HASH"}]}
-    assert any("key schema" in p for p in drills.compare_schema(source, keyed, imported=False)[0])
+    assert any("key schema" in p for p in compare_schema(source, keyed, imported=False)[0])
     with_lsi = {**source, "LocalSecondaryIndexes": [{"IndexName": "l", "KeySchema": source["KeySchema"],
                                                      "Projection": {"ProjectionType": "ALL"}}]}
-    problems, notes = drills.compare_schema(with_lsi, source, imported=True)
+    problems, notes = compare_schema(with_lsi, source, imported=True)
     assert problems == [] and "cannot create LSIs" in notes[0]
-    assert drills.compare_schema(with_lsi, source, imported=False)[0] == [
+    assert compare_schema(with_lsi, source, imported=False)[0] == [
         "LocalSecondaryIndexes l missing from the restored table"]
 
 
@@ -181,16 +188,16 @@ def _scratch(ddb, name: str, tags: list[dict] | None, protection: bool = False) 
 
 def test_sweeper_removes_only_expired_drill_tables(seeded):
     ddb = seeded.client("dynamodb")
-    past, future = drills.utcnow() - timedelta(minutes=1), drills.utcnow() + timedelta(hours=1)
-    _scratch(ddb, f"{PREFIX}orders-expired", drills.drill_tags("run-old", "orders", past))
-    _scratch(ddb, f"{PREFIX}orders-running", drills.drill_tags("run-now", "orders", future))
+    past, future = utcnow() - timedelta(minutes=1), utcnow() + timedelta(hours=1)
+    _scratch(ddb, f"{PREFIX}orders-expired", drill_tags("run-old", "orders", past))
+    _scratch(ddb, f"{PREFIX}orders-running", drill_tags("run-now", "orders", future))
     _scratch(ddb, f"{PREFIX}orders-untagged", None)
-    _scratch(ddb, f"{PREFIX}orders-protected", drills.drill_tags("run-old", "orders", past), protection=True)
-    _scratch(ddb, "notascratch-orders", drills.drill_tags("run-old", "orders", past))
-    before = set(drills.list_tables(ddb))
+    _scratch(ddb, f"{PREFIX}orders-protected", drill_tags("run-old", "orders", past), protection=True)
+    _scratch(ddb, "notascratch-orders", drill_tags("run-old", "orders", past))
+    before = set(list_tables(ddb))
 
-    results = {r["table"]: r for r in drills.sweep(ddb, prefix=PREFIX, protected=PROTECTED)}
-    after = set(drills.list_tables(ddb))
+    results = {r["table"]: r for r in sweep(ddb, prefix=PREFIX, protected=PROTECTED)}
+    after = set(list_tables(ddb))
     assert before - after == {f"{PREFIX}orders-expired"}
     assert results[f"{PREFIX}orders-expired"]["deleted"]
     assert "expires at" in results[f"{PREFIX}orders-running"]["reason"]
@@ -201,16 +208,16 @@ def test_sweeper_removes_only_expired_drill_tables(seeded):
 
 def test_cleanup_deletes_only_this_runs_table(seeded):
     ddb = seeded.client("dynamodb")
-    later = drills.utcnow() + timedelta(hours=1)
-    _scratch(ddb, f"{PREFIX}customers-a", drills.drill_tags("run-a", "customers", later))
-    other = drills.delete_scratch_table(ddb, f"{PREFIX}customers-a", prefix=PREFIX, protected=PROTECTED,
+    later = utcnow() + timedelta(hours=1)
+    _scratch(ddb, f"{PREFIX}customers-a", drill_tags("run-a", "customers", later))
+    other = delete_scratch_table(ddb, f"{PREFIX}customers-a", prefix=PREFIX, protected=PROTECTED,
                                         run_id="run-b")
     assert not other["deleted"] and "belongs to drill" in other["reason"]
-    mine = drills.delete_scratch_table(ddb, f"{PREFIX}customers-a", prefix=PREFIX, protected=PROTECTED,
+    mine = delete_scratch_table(ddb, f"{PREFIX}customers-a", prefix=PREFIX, protected=PROTECTED,
                                        run_id="run-a")
-    assert mine["deleted"] and f"{PREFIX}customers-a" not in set(drills.list_tables(ddb))
-    again = drills.delete_scratch_table(ddb, f"{PREFIX}customers-a", prefix=PREFIX, protected=PROTECTED,
+    assert mine["deleted"] and f"{PREFIX}customers-a" not in set(list_tables(ddb))
+    again = delete_scratch_table(ddb, f"{PREFIX}customers-a", prefix=PREFIX, protected=PROTECTED,
                                         run_id="run-a")
     assert again == {"table": f"{PREFIX}customers-a", "deleted": False, "reason": "does not exist"}
-    protected = drills.delete_scratch_table(ddb, "orders", prefix=PREFIX, protected=PROTECTED, run_id="run-a")
-    assert not protected["deleted"] and "orders" in set(drills.list_tables(ddb))
+    protected = delete_scratch_table(ddb, "orders", prefix=PREFIX, protected=PROTECTED, run_id="run-a")
+    assert not protected["deleted"] and "orders" in set(list_tables(ddb))

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dynamoguard import drills
+from dynamoguard import timeutil
+from dynamoguard.drills import scratch
 
 pytestmark = [pytest.mark.aws, pytest.mark.airflow]
 
@@ -51,8 +52,9 @@ def export(localaws, table: str, replicate: bool = False) -> dict:
     return desc
 
 
-def run(conf: dict):
-    """dag.test() one manual run; (run state, {task_id: [(state, return XCom, drill_record XCom)]})."""
+def run(conf: dict, tries: dict | None = None):
+    """dag.test() one manual run; (run state, {task_id: [(state, return XCom, drill_record XCom)]}); ``tries``
+    (if given) gets {task_id: [try_number]}."""
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAG_FILE))
@@ -64,16 +66,51 @@ def run(conf: dict):
         tasks.setdefault(name, []).append((
             ti.state, ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index),
             ti.xcom_pull(task_ids=ti.task_id, key="drill_record", map_indexes=ti.map_index)))
+        if tries is not None:
+            tries.setdefault(name, []).append(ti.try_number)
     return dr.state, tasks
 
 
 def scratch_tables(localaws, account: str = "source") -> list[str]:
-    return [t for t in drills.list_tables(localaws.client("dynamodb", account=account)) if t.startswith(PREFIX)]
+    return [t for t in scratch.list_tables(localaws.client("dynamodb", account=account)) if t.startswith(PREFIX)]
+
+
+def tamper_data_file(localaws, desc: dict) -> str:
+    """Overwrite one data file of the export (a new object version with other bytes, as an attacker with
+    s3:PutObject could); its key."""
+    s3 = localaws.client("s3")
+    folder = desc["ExportManifest"].rsplit("/", 1)[0] + "/data/"
+    key = s3.list_objects_v2(Bucket="dynamoguard-exports", Prefix=folder)["Contents"][0]["Key"]
+    s3.put_object(Bucket="dynamoguard-exports", Key=key, Body=b"an attacker's bytes")
+    return key
+
+
+def stored_findings(localaws, job: str, scope: str) -> dict:
+    """The findings store's state of (job, scope): findings, summary, history."""
+    key = f"reports/findings/{job}/{scope}.json"
+    return json.loads(localaws.client("s3").get_object(Bucket=REPORTS, Key=key)["Body"].read())
+
+
+def open_findings(state: dict) -> dict[str, dict]:
+    return {f["check"]: f for f in state["findings"] if f["status"] == "open"}
 
 
 def stored_record(localaws, table: str, scratch: str) -> dict:
     key = f"reports/drills/{table}/{scratch}.json"
     return json.loads(localaws.client("s3").get_object(Bucket=REPORTS, Key=key)["Body"].read())
+
+
+def test_the_form_offers_the_registered_sources_and_the_file_only_declares():
+    from airflow.dag_processing.dagbag import DagBag
+
+    from dynamoguard.drills import sources
+
+    dag = DagBag(dag_folder=str(DAG_FILE)).dags[DAG_ID]
+    schema = dag.params.get_param("source").schema
+    assert schema["enum"] == list(sources.names()) and schema["values_display"] == sources.labels()
+    assert "dynamoguard" in dag.tags and dag.start_date.tzinfo is not None
+    text = DAG_FILE.read_text()
+    assert "@task\n" not in text and "def " not in text.replace("def drill(spec)", ""), "task logic in the DAG file"
 
 
 @pytest.mark.parametrize("source,validation,table,items", [
@@ -102,20 +139,21 @@ def test_drill_from_each_source_passes_and_cleans_up(seeded, airflow_db, config_
 
 
 def test_planted_change_fails_with_its_key_and_still_cleans_up(seeded, airflow_db, config_file, monkeypatch):
-    from dynamoguard.operators import drills as glue
+    from dynamoguard.drills import service
 
     export(seeded, "orders")
-    original = glue.validate_drill
+    original = service.validate
     planted = {"customer_id": {"S": "cust-005"}, "order_id": {"S": "ord-000005"}}
 
-    def plant_then_validate(config, drill, restore):
+    def plant_then_validate(config, aws, drill, restore):
         seeded.client("dynamodb").update_item(
             TableName=drill["scratch_table"], Key=planted, UpdateExpression="SET #t = :t",
             ExpressionAttributeNames={"#t": "total"}, ExpressionAttributeValues={":t": {"N": "1234.5"}})
-        return original(config, drill, restore)
+        return original(config, aws, drill, restore)
 
-    monkeypatch.setattr(glue, "validate_drill", plant_then_validate)
-    state, tasks = run({"table": "orders", "source": "export", "validation": "full"})
+    monkeypatch.setattr(service, "validate", plant_then_validate)
+    tries: dict = {}
+    state, tasks = run({"table": "orders", "source": "export", "validation": "full"}, tries)
     assert state == "failed"
     (validate_state, _, record), = tasks["validate"]
     assert validate_state == "failed"
@@ -125,6 +163,14 @@ def test_planted_change_fails_with_its_key_and_still_cleans_up(seeded, airflow_d
     (cleanup_state, cleanup, _), = tasks["cleanup"]
     assert cleanup_state == "success" and cleanup["deleted"]
     assert scratch_tables(seeded) == []
+    assert tries["validate"] == [1], "a validation mismatch must fail without retry"
+    stored = stored_findings(seeded, "drill", "orders")
+    mismatch = open_findings(stored)["validation_mismatch"]
+    assert mismatch["severity"] == "critical" and mismatch["evidence"]["keys"] == [{"key": planted,
+                                                                                     "problem": "changed"}]
+    assert mismatch["evidence"]["expected"]["digest"] != mismatch["evidence"]["found"]["digest"]
+    assert mismatch["evidence"]["export"]["export_arn"] == record["export"]["export_arn"]
+    assert stored["summary"]["result"] == "failed" and stored["history"][-1]["result"] == "failed"
 
 
 def test_no_verified_export_fails_prepare_and_records_it(seeded, airflow_db, config_file):
@@ -138,29 +184,72 @@ def test_no_verified_export_fails_prepare_and_records_it(seeded, airflow_db, con
     assert scratch_tables(seeded) == []
 
 
+def test_no_verified_export_fails_at_once_with_a_critical_finding(seeded, airflow_db, config_file):
+    first = export(seeded, "customers")
+    tamper_data_file(seeded, first)
+    tries: dict = {}
+    state, tasks = run({"table": "customers", "source": "export", "validation": "sample"}, tries)
+    assert state == "failed" and tries["prepare"] == [1], "no verified export must fail without retry"
+    (_, _, record), = tasks["prepare"]
+    assert record["failure"]["check"] == "no_verified_export"
+    assert record["skipped_exports"][0]["export_arn"] == first["ExportArn"]
+    finding = open_findings(stored_findings(seeded, "drill", "customers"))["no_verified_export"]
+    assert finding["severity"] == "critical" and finding["evidence"]["skipped"][0]["export_arn"] == first["ExportArn"]
+
+
+def test_a_newest_export_failing_verification_is_skipped_named_and_warned(seeded, airflow_db, config_file):
+    older = export(seeded, "inventory")
+    time.sleep(1.5)
+    newest = export(seeded, "inventory")
+    assert newest["ExportArn"] != older["ExportArn"]
+    data_key = tamper_data_file(seeded, newest)
+    state, tasks = run({"table": "inventory", "source": "export", "validation": "sample", "sample_size": 5})
+    assert state == "success", tasks
+    (_, record, _), = tasks["validate"]
+    assert record["result"] == "passed_with_warnings" and record["problems"] == []
+    assert record["export"]["export_arn"] == older["ExportArn"]
+    (skipped,) = record["skipped_exports"]
+    assert skipped["export_arn"] == newest["ExportArn"] and data_key in skipped["reason"]
+    assert skipped["location"] == f"s3://dynamoguard-exports/{newest['ExportManifest']}"
+    assert record["warnings"] and newest["ExportManifest"] in record["warnings"][0]
+    stored = stored_findings(seeded, "drill", "inventory")
+    finding = open_findings(stored)["skipped_export"]
+    assert finding["severity"] == "high" and finding["evidence"]["skipped"]["export_arn"] == newest["ExportArn"]
+    assert finding["evidence"]["restored_instead"]["export_arn"] == older["ExportArn"]
+    assert stored["summary"]["result"] == "passed_with_warnings" and stored["summary"]["source"] == "export"
+    assert stored["summary"]["record_key"] == f"reports/drills/inventory/{record['scratch_table']}.json"
+    assert stored["history"][-1] == {"at": record["recorded_at"], "rto_seconds": record["rto_seconds"],
+                                     "rpo_seconds": record["rpo_seconds"], "result": "passed_with_warnings",
+                                     "source": "export"}
+
+
 def test_sweep_task_removes_expired_scratch_tables_in_both_accounts(seeded, airflow_db, config_file):
     from datetime import timedelta
 
     export(seeded, "inventory")
-    past = drills.utcnow() - timedelta(hours=1)
+    past = timeutil.utcnow() - timedelta(hours=1)
     for account in ("source", "backup"):
         ddb = seeded.client("dynamodb", account=account)
         ddb.create_table(TableName=f"{PREFIX}inventory-crashed", BillingMode="PAY_PER_REQUEST",
                          KeySchema=[{"AttributeName": "sku", "KeyType": "HASH"}],
                          AttributeDefinitions=[{"AttributeName": "sku", "AttributeType": "S"}],
-                         Tags=drills.drill_tags("crashed-run", "inventory", past))
+                         Tags=scratch.drill_tags("crashed-run", "inventory", past))
     state, tasks = run({"table": "inventory", "source": "export", "validation": "sample"})
     assert state == "success"
     (_, swept, _), = tasks["sweep"]
     assert sorted((r["account"], r["table"], r["deleted"]) for r in swept) == [
         ("backup", f"{PREFIX}inventory-crashed", True), ("source", f"{PREFIX}inventory-crashed", True)]
     assert scratch_tables(seeded) == [] and scratch_tables(seeded, "backup") == []
+    swept_finding = open_findings(stored_findings(seeded, "drill_sweep", "account"))["scratch_swept"]
+    assert swept_finding["severity"] == "info" and sorted(
+        (d["account"], d["table"]) for d in swept_finding["evidence"]["deleted"]) == [
+        ("backup", f"{PREFIX}inventory-crashed"), ("source", f"{PREFIX}inventory-crashed")]
 
 
 def test_failed_import_fails_the_drill_with_aws_message_and_cleans_up(seeded, airflow_db, config_file, monkeypatch):
     import dataclasses
 
-    from dynamoguard import drills as logic
+    from dynamoguard.drills.sources import _imports as logic
 
     export(seeded, "inventory")
     original = logic.start_import

@@ -12,6 +12,9 @@ from hypothesis import strategies as st
 
 from dynamoguard import drills
 from dynamoguard.config import load_config
+from dynamoguard.drills import digest, record, report, schema, scratch
+from dynamoguard.drills.plan import check_params, plan_drills
+from dynamoguard.drills.sources import _imports as imports
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=timezone.utc)
 PREFIX = "dgdrill-"
@@ -21,7 +24,7 @@ TABLE_NAME = re.compile(r"^[a-zA-Z0-9_.-]{3,255}$")
 
 
 def tags(run_id: str = "run-1", expires: datetime = NOW - timedelta(minutes=1)) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in drills.drill_tags(run_id, "orders", expires)}
+    return {t["Key"]: t["Value"] for t in scratch.drill_tags(run_id, "orders", expires)}
 
 
 # ----------------------------------------------------------------------------- names
@@ -30,29 +33,29 @@ def tags(run_id: str = "run-1", expires: datetime = NOW - timedelta(minutes=1)) 
 @given(table=NAME_CHARS.filter(lambda n: len(n) >= 3), run_id=st.text(min_size=1, max_size=300),
        prefix=st.sampled_from(["dgdrill-", "x" * 200, "drill."]))
 def test_scratch_names_are_valid_unique_per_run_and_prefixed(table, run_id, prefix):
-    name = drills.scratch_table_name(prefix, table, run_id, NOW)
+    name = scratch.scratch_table_name(prefix, table, run_id, NOW)
     assert TABLE_NAME.match(name) and len(name) <= 255 and name.startswith(prefix)
-    assert name != drills.scratch_table_name(prefix, table, run_id + "x", NOW)
+    assert name != scratch.scratch_table_name(prefix, table, run_id + "x", NOW)
 
 
 def test_long_table_names_are_shortened_to_255():
-    name = drills.scratch_table_name(PREFIX, "t" * 255, "manual__2026", NOW)
-    assert len(name) == 255 and name.endswith(drills.run_stamp("manual__2026", NOW))
+    name = scratch.scratch_table_name(PREFIX, "t" * 255, "manual__2026", NOW)
+    assert len(name) == 255 and name.endswith(scratch.run_stamp("manual__2026", NOW))
     with pytest.raises(drills.DrillError, match="too long"):
-        drills.scratch_table_name("p" * 250, "orders", "r", NOW)
+        scratch.scratch_table_name("p" * 250, "orders", "r", NOW)
 
 
 def test_prefix_matching_a_protected_table_is_refused():
     with pytest.raises(drills.DrillError, match=r"matches protected tables \['orders-archive'\]"):
-        drills.check_scratch_prefix("orders-", ["orders-archive", "customers"])
+        scratch.check_scratch_prefix("orders-", ["orders-archive", "customers"])
     with pytest.raises(drills.DrillError, match="at least 3"):
-        drills.check_scratch_prefix("d", [])
-    drills.check_scratch_prefix(PREFIX, PROTECTED)
+        scratch.check_scratch_prefix("d", [])
+    scratch.check_scratch_prefix(PREFIX, PROTECTED)
 
 
 def test_tag_values_keep_only_allowed_characters():
-    assert drills.tag_value("manual__2026-11-28T18:46:39.123+00:00") == "manual__2026-11-28T18:46:39.123+00:00"
-    assert drills.tag_value("run#1 ~ok") == "run_1 _ok"
+    assert scratch.tag_value("manual__2026-11-28T18:46:39.123+00:00") == "manual__2026-11-28T18:46:39.123+00:00"
+    assert scratch.tag_value("run#1 ~ok") == "run_1 _ok"
 
 
 # ----------------------------------------------------------------------------- the guard
@@ -65,7 +68,7 @@ def test_tag_values_keep_only_allowed_characters():
 def test_guard_never_allows_deleting_a_table_that_is_not_provably_scratch(
         name, protected, prefix, run_id, tag_run, expires_minutes, protection, has_tags):
     table_tags = tags(tag_run, NOW + timedelta(minutes=expires_minutes)) if has_tags else {}
-    refusal = drills.deletion_refusal(name, table_tags, prefix=prefix, protected=protected, run_id=run_id, now=NOW,
+    refusal = scratch.deletion_refusal(name, table_tags, prefix=prefix, protected=protected, run_id=run_id, now=NOW,
                                       deletion_protection=protection)
     if refusal is None:
         assert name.startswith(prefix) and len(prefix) >= 3
@@ -74,15 +77,15 @@ def test_guard_never_allows_deleting_a_table_that_is_not_provably_scratch(
         if run_id is None:
             assert expires_minutes < 0
         else:
-            assert drills.tag_value(run_id) == drills.tag_value(tag_run)
+            assert scratch.tag_value(run_id) == scratch.tag_value(tag_run)
 
 
 @given(protected=st.lists(NAME_CHARS.filter(lambda n: len(n) >= 3), min_size=1, max_size=5), data=st.data())
 def test_guard_refuses_every_protected_table_even_with_drill_tags(protected, data):
     name = data.draw(st.sampled_from(protected))
     prefix = data.draw(st.sampled_from([name[:3], name, PREFIX]))
-    assert drills.deletion_refusal(name, tags(), prefix=prefix, protected=protected, now=NOW) is not None
-    assert drills.deletion_refusal(name, tags(), prefix=prefix, protected=protected, run_id="run-1",
+    assert scratch.deletion_refusal(name, tags(), prefix=prefix, protected=protected, now=NOW) is not None
+    assert scratch.deletion_refusal(name, tags(), prefix=prefix, protected=protected, run_id="run-1",
                                    now=NOW) is not None
 
 
@@ -90,14 +93,14 @@ def test_guard_refuses_every_protected_table_even_with_drill_tags(protected, dat
 def test_guard_allows_an_expired_or_own_scratch_table(suffix):
     name = PREFIX + suffix
     assume(name not in PROTECTED)
-    assert drills.deletion_refusal(name, tags(), prefix=PREFIX, protected=PROTECTED, now=NOW) is None
-    assert drills.deletion_refusal(name, tags("run-1", NOW + timedelta(hours=1)), prefix=PREFIX,
+    assert scratch.deletion_refusal(name, tags(), prefix=PREFIX, protected=PROTECTED, now=NOW) is None
+    assert scratch.deletion_refusal(name, tags("run-1", NOW + timedelta(hours=1)), prefix=PREFIX,
                                    protected=PROTECTED, run_id="run-1", now=NOW) is None
-    assert "expires at" in drills.deletion_refusal(name, tags("run-1", NOW + timedelta(hours=1)), prefix=PREFIX,
+    assert "expires at" in scratch.deletion_refusal(name, tags("run-1", NOW + timedelta(hours=1)), prefix=PREFIX,
                                                    protected=PROTECTED, now=NOW)
-    assert "belongs to drill" in drills.deletion_refusal(name, tags("run-2"), prefix=PREFIX, protected=PROTECTED,
+    assert "belongs to drill" in scratch.deletion_refusal(name, tags("run-2"), prefix=PREFIX, protected=PROTECTED,
                                                          run_id="run-1", now=NOW)
-    assert "no valid" in drills.deletion_refusal(name, {drills.TAG_DRILL: "r", drills.TAG_EXPIRES: "soon"},
+    assert "no valid" in scratch.deletion_refusal(name, {scratch.TAG_DRILL: "r", scratch.TAG_EXPIRES: "soon"},
                                                  prefix=PREFIX, protected=PROTECTED, now=NOW)
 
 
@@ -112,45 +115,45 @@ def test_canonical_item_is_the_same_for_client_and_export_spellings():
                    "n": {"N": "1.5"}, "ns": {"NS": ["2.5", "10"]}, "ss": {"SS": ["a", "b"]},
                    "bs": {"BS": [base64.b64encode(b"\x01").decode(), base64.b64encode(b"\x02").decode()]},
                    "b": {"B": base64.b64encode(b"\x00\xff").decode()}, "pk": {"S": "a"}}
-    assert drills.item_digest(client_item) == drills.item_digest(export_item)
+    assert digest.item_digest(client_item) == digest.item_digest(export_item)
     changed = {**export_item, "m": {"M": {"a": {"L": [{"NULL": True}, {"BOOL": True}]}, "z": {"N": "100"}}}}
-    assert drills.item_digest(changed) != drills.item_digest(export_item)
+    assert digest.item_digest(changed) != digest.item_digest(export_item)
 
 
 def test_numbers_keep_38_significant_digits():
     high = "3.1415926535897932384626433832795028841"
-    assert drills._number(high) == high
-    assert drills._number(high[:-1] + "2") != drills._number(high)
-    assert drills._number("9" * 38) == "9" * 38
-    assert drills._number("-0.000") == "0" and drills._number("1.2E-130") == "0." + "0" * 129 + "12"
+    assert digest._number(high) == high
+    assert digest._number(high[:-1] + "2") != digest._number(high)
+    assert digest._number("9" * 38) == "9" * 38
+    assert digest._number("-0.000") == "0" and digest._number("1.2E-130") == "0." + "0" * 129 + "12"
 
 
 def test_digest_buckets_are_order_independent_and_see_one_change():
     items = [{"pk": {"S": f"k{i}"}, "v": {"N": str(i)}} for i in range(500)]
-    a, b, c = drills.DigestBuckets(64), drills.DigestBuckets(64), drills.DigestBuckets(64)
-    a.add(drills._digest_batch(items, ("pk",), a, None, None))
-    b.add(drills._digest_batch(list(reversed(items)), ("pk",), b, None, None))
+    a, b, c = digest.DigestBuckets(64), digest.DigestBuckets(64), digest.DigestBuckets(64)
+    a.add(digest._digest_batch(items, ("pk",), a, None, None))
+    b.add(digest._digest_batch(list(reversed(items)), ("pk",), b, None, None))
     assert a.total == b.total and a.differing(b) == [] and a.count == 500
     tampered = items[:250] + [{"pk": {"S": "k250"}, "v": {"N": "-1"}}] + items[251:]
-    c.add(drills._digest_batch(tampered, ("pk",), c, None, None))
-    key_bucket = a.bucket_of(drills.canonical_json({"pk": {"S": "k250"}}))
+    c.add(digest._digest_batch(tampered, ("pk",), c, None, None))
+    key_bucket = a.bucket_of(digest.canonical_json({"pk": {"S": "k250"}}))
     assert a.differing(c) == [key_bucket]
 
 
 def test_duplicated_items_do_not_cancel_out():
     item = {"pk": {"S": "a"}}
-    once, twice = drills.DigestBuckets(8), drills.DigestBuckets(8)
-    once.add(drills._digest_batch([item], ("pk",), once, None, None))
-    twice.add(drills._digest_batch([item, item, item], ("pk",), twice, None, None))
+    once, twice = digest.DigestBuckets(8), digest.DigestBuckets(8)
+    once.add(digest._digest_batch([item], ("pk",), once, None, None))
+    twice.add(digest._digest_batch([item, item, item], ("pk",), twice, None, None))
     assert once.differing(twice)
 
 
 def test_import_problem_reports_aws_messages():
-    assert drills.import_problem({"ImportStatus": "COMPLETED", "ErrorCount": 0}) is None
-    failed = drills.import_problem({"ImportArn": "arn:i", "ImportStatus": "FAILED", "FailureCode": "S3NoSuchBucket",
+    assert imports.import_problem({"ImportStatus": "COMPLETED", "ErrorCount": 0}) is None
+    failed = imports.import_problem({"ImportArn": "arn:i", "ImportStatus": "FAILED", "FailureCode": "S3NoSuchBucket",
                                     "FailureMessage": "The specified bucket does not exist"})
     assert failed == "import arn:i FAILED: S3NoSuchBucket The specified bucket does not exist"
-    errors = drills.import_problem({"ImportArn": "arn:i", "ImportStatus": "COMPLETED", "ErrorCount": 2,
+    errors = imports.import_problem({"ImportArn": "arn:i", "ImportStatus": "COMPLETED", "ErrorCount": 2,
                                     "ProcessedItemCount": 10, "ImportedItemCount": 8,
                                     "CloudWatchLogGroupArn": "arn:logs"})
     assert "ErrorCount 2" in errors and "imported 8" in errors and "arn:logs" in errors
@@ -168,7 +171,7 @@ def test_table_creation_parameters_copy_keys_and_gsis_on_demand():
         "LocalSecondaryIndexes": [{"IndexName": "li", "KeySchema": [{"AttributeName": "l", "KeyType": "RANGE"}],
                                    "Projection": {"ProjectionType": "ALL"}}],
     }
-    params = drills.table_creation_parameters(description, "dgdrill-x")
+    params = schema.table_creation_parameters(description, "dgdrill-x")
     assert params == {
         "TableName": "dgdrill-x", "BillingMode": "PAY_PER_REQUEST", "KeySchema": description["KeySchema"],
         "AttributeDefinitions": description["AttributeDefinitions"][:2],
@@ -181,13 +184,13 @@ def test_drill_record_measures_rto_rpo_and_result():
     drill = {"table": "orders", "run_id": "r", "source": "export", "account": "source", "scratch_table": "s",
              "restore_point": "2026-11-28T10:00:00.000Z", "export": {"export_arn": "a"}}
     restore = {"started_at": "2026-11-28T11:00:00Z", "rto_seconds": 42.0}
-    passed = drills.drill_record(drill=drill, restore=restore, now=NOW,
+    passed = record.drill_record(drill=drill, restore=restore, now=NOW,
                                  validation={"ok": True, "problems": [], "items_validated": 5,
                                              "items_per_second": 5.0})
     assert (passed["result"], passed["rto_seconds"], passed["rpo_seconds"]) == ("passed", 42.0, 3600.0)
-    failed = drills.drill_record(drill=drill, restore=restore, validation=None, failure="restore: boom")
+    failed = record.drill_record(drill=drill, restore=restore, validation=None, failure="restore: boom")
     assert failed["result"] == "failed" and failed["problems"] == ["restore: boom"]
-    assert drills.record_key("reports/", "orders", "dgdrill-orders-1") == "reports/drills/orders/dgdrill-orders-1.json"
+    assert record.record_key("reports/", "orders", "dgdrill-orders-1") == "reports/drills/orders/dgdrill-orders-1.json"
 
 
 # ----------------------------------------------------------------------------- params and scheduling
@@ -199,8 +202,6 @@ def config():
 
 
 def test_check_params_accepts_the_form_and_rejects_each_bad_value(config):
-    from dynamoguard.operators.drills import check_params
-
     good = check_params(config, {"table": "orders", "source": "pitr", "validation": "sample", "sample_size": 5,
                                  "keep_minutes": 0, "restore_point": "2026-11-27T02:00:00+01:00"})
     assert good == {"table": "orders", "source": "pitr", "validation": "sample", "sample_size": 5,
@@ -219,8 +220,6 @@ def test_check_params_accepts_the_form_and_rejects_each_bad_value(config):
 
 
 def test_scheduled_runs_rotate_one_table_per_period_or_take_all(config):
-    from dynamoguard.operators.drills import plan_drills
-
     week = timedelta(days=7)
     start = datetime(2026, 11, 1, 5, tzinfo=timezone.utc)
     picked = [plan_drills(config, {}, run_type="scheduled", run_id=f"s{i}", started=NOW,
@@ -235,3 +234,59 @@ def test_scheduled_runs_rotate_one_table_per_period_or_take_all(config):
     manual = plan_drills(config, {"table": "inventory", "source": "replica"}, run_type="manual", run_id="m",
                          started=NOW)
     assert [(d["table"], d["source"], d["run_id"]) for d in manual] == [("inventory", "replica", "m")]
+
+
+# ----------------------------------------------------------------------------- record and findings
+
+
+DRILL = {"table": "orders", "run_id": "r", "source": "export", "account": "source", "scratch_table": "s",
+         "restore_point": "2026-11-28T10:00:00.000Z", "export": {"export_arn": "arn:e1", "export_time": "t1"}}
+RESTORE = {"started_at": "2026-11-28T11:00:00Z", "rto_seconds": 42.0}
+OK = {"ok": True, "problems": [], "items_validated": 5}
+
+
+def test_a_skipped_newer_export_makes_a_passed_drill_a_warning_and_a_finding():
+    skipped = {"location": "s3://b/exports/orders/x/manifest-summary.json", "reason": "md5 mismatch of data/1.gz",
+               "export_arn": "arn:e2", "export_time": "t2"}
+    record_ = record.drill_record(drill={**DRILL, "skipped_exports": [skipped]}, restore=RESTORE, validation=OK)
+    assert record_["result"] == "passed_with_warnings" and record_["skipped_exports"] == [skipped]
+    assert record_["warnings"] == [f"skipped export {skipped['location']}: {skipped['reason']}"]
+    (finding,) = report.drill_findings(record_)
+    assert (finding.job, finding.check, finding.severity, finding.resource) == (
+        "drill", "skipped_export", "high", skipped["location"])
+    assert finding.evidence["restored_instead"]["export_arn"] == "arn:e1"
+    assert report.drill_findings(record.drill_record(drill=DRILL, restore=RESTORE, validation=OK)) == []
+    assert report.summary(record_, "k")["result"] == "passed_with_warnings"
+
+
+def test_failures_and_mismatches_become_findings_on_the_severity_scale():
+    failed = record.drill_record(drill=DRILL, restore=None, validation=None, failure="prepare: none",
+                                 check="no_verified_export")
+    assert [(f.check, f.severity) for f in report.drill_findings(failed)] == [("no_verified_export", "critical")]
+    validation = {"ok": False, "mode": "full", "items_expected": 3, "items_restored": 2, "digest_export": "a",
+                  "digest_restored": "b", "mismatches": [{"key": {"pk": {"S": "k"}}, "problem": "missing"}],
+                  "problems": ["schema: GlobalSecondaryIndexes g missing", "content differs in 1 of 256 buckets"]}
+    mismatched = record.drill_record(drill=DRILL, restore=RESTORE, validation=validation)
+    assert mismatched["result"] == "failed"
+    found = {f.check: f for f in report.drill_findings(mismatched)}
+    assert (found["schema_mismatch"].severity, found["validation_mismatch"].severity) == ("high", "critical")
+    evidence = found["validation_mismatch"].evidence
+    assert evidence["expected"] == {"items": 3, "digest": "a"} and evidence["found"] == {"items": 2, "digest": "b"}
+    assert evidence["keys"] == validation["mismatches"] and evidence["export"]["export_arn"] == "arn:e1"
+
+
+def test_sweep_findings_tell_impostors_from_swept_and_stuck_drill_tables():
+    def result(table, deleted, reason, tag):
+        return {"table": table, "deleted": deleted, "reason": reason, "drill_tag": tag, "account": "source",
+                "table_arn": f"arn:t/{table}"}
+
+    found = report.sweep_findings([
+        result("dgdrill-a", True, "scratch table of drill r1", "r1"),
+        result("dgdrill-b", False, "dgdrill-b has no dynamoguard:drill tag", None),
+        result("dgdrill-c", False, "dgdrill-c expires at 2099-01-01T00:00:00Z", "r2"),
+        result("dgdrill-d", False, "dgdrill-d has deletion protection enabled", "r3"),
+    ])
+    assert sorted((f.check, f.severity, f.resource) for f in found) == [
+        ("scratch_impostor", "medium", "arn:t/dgdrill-b"), ("scratch_left", "low", "arn:t/dgdrill-d"),
+        ("scratch_swept", "info", "scratch tables")]
+    assert all(f.job == "drill_sweep" for f in found)
