@@ -15,9 +15,10 @@ account or in the replica bucket of the backup account (replicas keep the same k
   marker over any export object is an overwrite or delete attempt (:mod:`dynamoguard.versions`), even
   though the lock kept the original; an object the manifests do not name is unexpected.
 
-Memory stays bounded whatever the size of the bucket: exports are found by walking the folders (delimiter
-listings), at most ``2 * export_workers`` exports are in flight, each holding only its manifest's entries
-while its version listing streams past, and at most ``2 * max_concurrency`` MD5 streams run at once.
+Memory stays bounded whatever the number of objects: exports are found by walking the folders level by
+level (delimiter listings; one level's folder names are held), at most ``2 * export_workers`` exports are
+in flight, each holding only its manifest's entries while its version listing streams past, and at most
+``2 * max_concurrency`` MD5 streams run at once.
 Findings are :class:`dynamoguard.findings.Finding` per table (the folder under the base prefix); at most
 ``max_per_check`` per table and check are kept (the smallest resources, so repeated runs keep the same
 ones) and the rest are counted in one finding per table and check.
@@ -30,6 +31,7 @@ import binascii
 import hashlib
 import heapq
 import logging
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import closing
@@ -112,9 +114,14 @@ class FindingSet:
         self._dropped: Counter = Counter()
         self._dropped_severity: dict[tuple[str, str], str] = {}
         self._order = 0
+        self._lock = threading.Lock()  # the folder walk adds findings from its read-ahead thread
         self.counts: Counter = Counter()
 
     def add(self, scope: str, finding: Finding) -> None:
+        with self._lock:
+            self._add(scope, finding)
+
+    def _add(self, scope: str, finding: Finding) -> None:
         self.counts[finding.check] += 1
         kept = self._kept[(scope, finding.check)]
         # max-heap on (resource, dedup) through negated ordering: keep the smallest resources
@@ -229,27 +236,36 @@ class Report:
 # Finding the exports
 
 
-def export_roots(s3, target: Target, report: Report) -> Iterator[str]:
-    """Every ``.../AWSDynamoDB/<ExportId>/`` folder under the target's prefix, in key order.
+def export_roots(s3, target: Target, report: Report, workers: int = DEFAULT_CONCURRENCY) -> Iterator[str]:
+    """Every ``.../AWSDynamoDB/<ExportId>/`` folder under the target's prefix.
 
-    Objects met on the way (outside any export folder) are findings.
+    The folders are walked level by level (delimiter listings, ``workers`` folders at a time), so finding
+    the exports costs a few round trips rather than one per folder. Objects met on the way (outside any
+    export folder) are findings.
     """
     owner = {"ExpectedBucketOwner": target.expected_owner} if target.expected_owner else {}
     paginator = s3.get_paginator("list_object_versions")
 
-    def walk(prefix: str, depth: int) -> Iterator[str]:
+    def list_folder(prefix: str) -> tuple[str, list[str], list[KeyHistory]]:
         folders: list[str] = []
         pages = paginator.paginate(Bucket=target.bucket, Prefix=prefix, Delimiter="/", **owner)
-        for history in histories_of_pages(pages, lambda page: folders.extend(
-                p["Prefix"] for p in page.get("CommonPrefixes", ()))):
-            _outside(target, report, history)
-        for folder in folders:
-            if prefix.endswith("/" + EXPORT_FOLDER) or prefix == EXPORT_FOLDER:
-                yield folder
-            elif depth < MAX_DEPTH:
-                yield from walk(folder, depth + 1)
+        objects = list(histories_of_pages(pages, lambda page: folders.extend(
+            p["Prefix"] for p in page.get("CommonPrefixes", ()))))
+        return prefix, folders, objects
 
-    return walk(target.base, 0)
+    level = [target.base]
+    for _ in range(MAX_DEPTH + 1):
+        deeper: list[str] = []
+        for prefix, folders, objects in bounded_map(list_folder, ((p,) for p in level), workers, "reverify-walk"):
+            for history in objects:
+                _outside(target, report, history)
+            if prefix.endswith("/" + EXPORT_FOLDER) or prefix == EXPORT_FOLDER:
+                yield from folders
+            else:
+                deeper += folders
+        if not deeper:
+            return
+        level = sorted(deeper)
 
 
 def _outside(target: Target, report: Report, history: KeyHistory) -> None:
@@ -524,7 +540,8 @@ def reverify(s3, target: Target, *, now: datetime | None = None, max_concurrency
             return checker.outcome
 
     def md5_work() -> Iterator[tuple[Md5Check]]:
-        roots = prefetch(export_roots(s3, target, report), size=4 * export_workers, name="reverify-roots")
+        roots = prefetch(export_roots(s3, target, report, max_concurrency), size=4 * export_workers,
+                         name="reverify-roots")
         for outcome in bounded_map(check_export, ((r,) for r in roots), export_workers, "reverify-export"):
             _count(report, outcome)
             yield from ((check,) for check in outcome.md5_checks)
