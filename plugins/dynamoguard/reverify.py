@@ -527,7 +527,7 @@ def reverify(s3, target: Target, *, now: datetime | None = None, max_concurrency
     """
     now = utc(now or utcnow())
     report = Report(target, FindingSet(max_per_check))
-    export_workers = max(1, max_concurrency // 4)
+    export_workers = max_concurrency
 
     def check_export(root: str) -> ExportOutcome:
         checker = _ExportCheck(s3, target, root, now)
