@@ -159,7 +159,11 @@ def history_findings(history: KeyHistory, *, job: str, bucket: str, table: str |
     original, current = history.original, history.current
     kept = f"the original version {original.version_id} is kept" if original else "no object version is left"
     findings = []
-    newer = history.versions[:-1]
+    entries = history.entries
+    # a version written over another version; one written over a delete marker re-creates a deleted object
+    # (a repair, or a forgery that the content checks catch) and the marker is reported as the delete attempt
+    newer = [v for older, v in zip(entries[1:], entries, strict=False) if not v.delete_marker
+             and not older.delete_marker]
     if newer:
         reads = ("reads a newer version" if current is not None and current != original
                  else "reads the original")
