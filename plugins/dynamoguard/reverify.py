@@ -464,6 +464,9 @@ class _ExportCheck:
                              expected="only _started, the manifests, their checksum files and listed data files",
                              found=history.evidence())
                 continue
+            if not history.versions:
+                expected[key] = wanted  # only delete markers left: missing (and a delete attempt)
+                continue
             current = history.current
             if current is None:
                 continue  # hidden by a delete marker: reported as a delete attempt with its versions
