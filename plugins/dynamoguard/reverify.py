@@ -30,6 +30,7 @@ import base64
 import binascii
 import hashlib
 import heapq
+import json
 import logging
 import threading
 from collections import Counter, defaultdict
@@ -43,9 +44,9 @@ from botocore.exceptions import ClientError
 
 from dynamoguard.aws import error_code
 from dynamoguard.concurrency import bounded_map, prefetch
-from dynamoguard.exports import ManifestError, ManifestSummary, checksum_matches, parse_manifest_files
+from dynamoguard.exports import ManifestError, checksum_matches, parse_manifest_files
 from dynamoguard.findings import ACCOUNT_SCOPE, Finding, severity_rank
-from dynamoguard.object_lock import export_id_time
+from dynamoguard.object_lock import export_id_time, export_time_from_summary
 from dynamoguard.timeutil import iso, utc, utcnow
 from dynamoguard.versions import KeyHistory, Version, histories_of_pages, history_findings, iter_histories
 
@@ -288,6 +289,27 @@ def _table(scope: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class Summary:
+    """What re-verification needs of a manifest-summary.json (full or incremental export)."""
+
+    export_time: datetime
+    manifest_files_key: str
+
+
+def read_summary(raw: bytes, key: str) -> Summary:
+    """``exportTime`` (``exportToTime`` of an incremental export) and ``manifestFilesS3Key``; ManifestError
+    naming the key otherwise."""
+    try:
+        data = json.loads(raw)
+        files_key = data["manifestFilesS3Key"]
+        if not isinstance(files_key, str):
+            raise TypeError("manifestFilesS3Key is not a string")
+        return Summary(export_time_from_summary(data), files_key)
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise ManifestError(f"{key}: {type(error).__name__}: {error}") from None
+
+
+@dataclass(frozen=True)
 class Expected:
     """A data file as the manifest lists it."""
 
@@ -408,7 +430,7 @@ class _ExportCheck:
         if summary_bytes is not None:
             known |= {summary_key} | self.companion(manifests, summary_key, summary_bytes, "manifest summary")
             try:
-                summary = ManifestSummary.parse(summary_bytes, summary_key)
+                summary = read_summary(summary_bytes, summary_key)
                 export_time = summary.export_time
             except ManifestError as error:
                 self.finding(MANIFEST_INVALID, "high", summary_key, f"manifest summary is not valid: {error}",
@@ -423,7 +445,7 @@ class _ExportCheck:
         self.scan(known, expected)
         return self.outcome
 
-    def data_files(self, summary: ManifestSummary, manifests: dict[str, KeyHistory],
+    def data_files(self, summary: Summary, manifests: dict[str, KeyHistory],
                    known: set[str]) -> dict[str, Expected]:
         files_key = summary.manifest_files_key
         if not files_key.startswith(self.root + "manifest-"):
