@@ -15,9 +15,9 @@ account or in the replica bucket of the backup account (replicas keep the same k
   marker over any export object is an overwrite or delete attempt (:mod:`dynamoguard.versions`), even
   though the lock kept the original; an object the manifests do not name is unexpected.
 
-Memory stays bounded whatever the number of objects: exports are found by walking the folders level by
-level (delimiter listings; one level's folder names are held), at most ``2 * export_workers`` exports are
-in flight, each holding only its manifest's entries while its version listing streams past, and at most
+Memory does not grow with the number of objects: exports are found by walking the folders level by level
+(delimiter listings; one level's folder names are held); ``max_concurrency // 4`` exports are re-verified at
+a time, each holding its manifest's entries and one page of its version listing; at most
 ``2 * max_concurrency`` MD5 streams run at once.
 Findings are :class:`dynamoguard.findings.Finding` per table (the folder under the base prefix); at most
 ``max_per_check`` per table and check are kept (the smallest resources, so repeated runs keep the same
@@ -552,7 +552,7 @@ def reverify(s3, target: Target, *, now: datetime | None = None, max_concurrency
     """
     now = utc(now or utcnow())
     report = Report(target, FindingSet(max_per_check))
-    export_workers = max_concurrency
+    export_workers = max(1, max_concurrency // 4)  # each holds a listing page and its manifest in memory
 
     def check_export(root: str) -> ExportOutcome:
         checker = _ExportCheck(s3, target, root, now)
