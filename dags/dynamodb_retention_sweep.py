@@ -11,6 +11,13 @@ The listing is paged and streamed into a bounded pool of concurrent HEADs (`nigh
 With `backup_bucket.enforce_retention` short retentions are extended (never shortened or downgraded).
 The task fails when any object violates the policy; the report (all violations counted, the first 20
 listed) is in the log and the XCom.
+
+`reverify_exports` (source account) and `reverify_replicas` (backup account, the replica bucket)
+re-verify the content and version history of every export still under retention: original manifests
+against their checksum files, every object's current version against the manifest (ETag, else its MD5),
+and ListObjectVersions under each export: a second version or a delete marker over an export object is a
+high finding (overwrite / delete attempt) naming the versions, even though the lock kept the original.
+Findings are stored per table, new critical/high ones alerted; the task fails while any is open.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from airflow.sdk import DAG
 from dynamoguard.config import load_config
 from dynamoguard.notify import failure_notifier
 from dynamoguard.operators.object_lock import ObjectLockSweepOperator
+from dynamoguard.operators.reverify import ReverifyExportsOperator, ReverifyReplicasOperator
 
 config = load_config()
 
@@ -41,3 +49,5 @@ with DAG(
     },
 ):
     ObjectLockSweepOperator(task_id="sweep_retention", execution_timeout=timedelta(hours=6))
+    ReverifyExportsOperator(task_id="reverify_exports", execution_timeout=timedelta(hours=6))
+    ReverifyReplicasOperator(task_id="reverify_replicas", execution_timeout=timedelta(hours=6))

@@ -113,6 +113,9 @@ class Nightly(_Strict):
     retries: int = Field(2, ge=1)  # per task; >= 1 also covers Airflow's deferral race (apache/airflow#72716)
     retry_delay_seconds: int = Field(300, ge=1)
     max_wait_restorable_minutes: int = Field(30, ge=0)  # wait this long for PITR to reach the export time
+    deadline_hours: float = Field(4, gt=0, le=168)  # each night's export verified by this long after the night
+    deadline_check_schedule: str = "15 * * * *"  # when the deadline check runs
+    max_item_drop_percent: float = Field(20, ge=0, le=100)  # fewer items than the previous export: a finding
 
 
 DrillSource = Literal[sources.names()]  # the restore sources of dynamoguard.drills.sources

@@ -211,11 +211,13 @@ class FindingsStore:
 
     def record(self, job: str, scope: str, findings: Iterable[Finding], run: RunRef, *,
                summary: Mapping[str, Any] | None = None, history_point: Mapping[str, Any] | None = None,
-               now: datetime | None = None) -> Changes:
+               succeeded: bool | None = None, now: datetime | None = None) -> Changes:
         """Merge this run's ``findings`` of (job, scope) into the store; return what changed.
 
         ``summary`` replaces the scope's summary (when given); ``history_point`` is appended to its history
-        (bounded to :data:`HISTORY_POINTS`, one point per ``at`` value).
+        (bounded to :data:`HISTORY_POINTS`, one point per ``at`` value). The summary's ``last_run`` is this
+        run's time and ``last_success`` the time of the last run that ``succeeded`` (kept from before
+        otherwise), so that a monitor outside Airflow can tell when a job stopped succeeding for a scope.
         """
         from dynamoguard.aws import error_code
 
@@ -234,9 +236,17 @@ class FindingsStore:
                 history = [p for p in history if p.get("at") != at] + [dict(history_point)]
                 history.sort(key=lambda p: str(p.get("at")))
                 history = history[-HISTORY_POINTS:]
+            before = state.get("summary") or {}
+            new_summary = dict(summary) if summary is not None else dict(before)
+            new_summary["last_run"] = iso(now)
+            if succeeded:
+                new_summary["last_success"] = iso(now)
+            elif before.get("last_success"):
+                new_summary["last_success"] = before["last_success"]
+            else:
+                new_summary.pop("last_success", None)
             body = {"job": job, "scope": scope, "updated": iso(now), "run": run.to_dict(), "findings": merged,
-                    "summary": dict(summary) if summary is not None else state.get("summary", {}),
-                    "history": history}
+                    "summary": new_summary, "history": history}
             condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
             try:
                 self.s3.put_object(Bucket=self.bucket, Key=key, Body=json.dumps(body, default=str).encode(),

@@ -13,6 +13,7 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.sns import SnsHook
 from airflow.providers.amazon.aws.notifications.sns import SnsNotifier
 from airflow.sdk.bases.notifier import BaseNotifier
+from airflow.sdk.exceptions import AirflowFailException
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,17 @@ def sns_message(text: str) -> str:
     return encoded[:_MESSAGE_MAX].decode(errors="ignore") + "\n[message truncated]"
 
 
+class FindingsFailed(AirflowFailException):
+    """A task failing because of open findings; the failure notification lists them with their evidence.
+
+    :param findings: the stored findings (dicts, as :meth:`FindingsStore.record` returns them)
+    """
+
+    def __init__(self, message: str, findings: list[dict[str, Any]]):
+        super().__init__(message)
+        self.findings = findings
+
+
 def failure_text(context: dict[str, Any]) -> tuple[str, str]:
     """Subject and message describing the failed task instance in ``context``."""
     ti = context.get("ti") or context.get("task_instance")
@@ -56,6 +68,13 @@ def failure_text(context: dict[str, Any]) -> tuple[str, str]:
     log_url = getattr(ti, "log_url", None)
     if log_url:
         lines.append(f"Log: {log_url}")
+    findings = getattr(context.get("exception"), "findings", None)
+    if findings:
+        from dynamoguard.findings import alert_lines
+
+        lines += ["", f"Findings ({len(findings)}):", *alert_lines(findings)]
+        runs = sorted({f["run"]["url"] for f in findings if isinstance(f.get("run"), dict) and f["run"].get("url")})
+        lines += [f"Seen in: {url}" for url in runs]
     return sns_subject(f"dynamoguard FAILED: {dag_id}.{label}"), sns_message("\n".join(lines))
 
 

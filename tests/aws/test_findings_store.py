@@ -34,7 +34,7 @@ def test_record_merges_with_the_previous_run(store):
     assert len(first.new) == 2 and second.new == [] and [f["check"] for f in second.resolved] == ["b"]
     state = store.load("drill", "orders")
     assert {f["check"]: f["status"] for f in state["findings"]} == {"a": "open", "b": "resolved"}
-    assert state["summary"] == {"result": "failed"} and [p["rto"] for p in state["history"]] == [5, 7]
+    assert state["summary"]["result"] == "failed" and [p["rto"] for p in state["history"]] == [5, 7]
     assert store.s3.head_object(Bucket="dg-reports", Key="reports/findings/drill/orders.json")
 
 
@@ -55,3 +55,17 @@ def test_bad_scope_and_foreign_job_are_refused(store):
         store.key("drill", "a/b")
     with pytest.raises(ValueError, match="belongs to job 'drill'"):
         store.record("export", "orders", [_finding("a")], RunRef("d", "r"))
+
+
+def test_last_success_is_kept_until_a_run_succeeds_again(store):
+    store.record("drill", "orders", [], RunRef("dag", "r1", "t"), summary={"items": 10}, succeeded=True, now=T0)
+    later = T0 + timedelta(days=1)
+    store.record("drill", "orders", [_finding("a")], RunRef("dag", "r2", "t"), summary={"items": 1},
+                 succeeded=False, now=later)
+    summary = store.load("drill", "orders")["summary"]
+    assert summary == {"items": 1, "last_run": "2026-11-02T02:00:00Z", "last_success": "2026-11-01T02:00:00Z"}
+    store.record("drill", "orders", [], RunRef("dag", "r3", "t"), succeeded=True, now=later + timedelta(days=1))
+    summary = store.load("drill", "orders")["summary"]
+    assert summary["items"] == 1 and summary["last_success"] == summary["last_run"] == "2026-11-03T02:00:00Z"
+    store.record("audit", "account", [], RunRef("dag", "r1", "t"), succeeded=False, now=T0)
+    assert "last_success" not in store.load("audit", "account")["summary"]

@@ -11,6 +11,7 @@ FIXES = [
     "pitr",
     "dynamodb_export",
     "s3_object_lock",
+    "s3_list_versions",
     "s3_replication",
     "cloudtrail_delivery",
     "cloudtrail_recording",

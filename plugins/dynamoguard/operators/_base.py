@@ -92,19 +92,24 @@ class DynamoguardOperator(BaseOperator):
         return FindingsStore(self.client("s3", account), reports.name, reports.prefix)
 
     def report(self, context: Mapping[str, Any], scope: str, findings: Iterable[Any], *, account: str = "source",
-               summary: Mapping[str, Any] | None = None, history_point: Mapping[str, Any] | None = None):
+               summary: Mapping[str, Any] | None = None, history_point: Mapping[str, Any] | None = None,
+               succeeded: bool | None = None):
         """Store this run's findings of ``scope`` for ``self.job``, log them, alert on new critical/high ones.
 
+        ``succeeded`` (default: no critical/high finding in this run) sets the scope's ``last_success``.
         Returns the :class:`~dynamoguard.findings.Changes` (new, open, resolved).
         """
-        from dynamoguard.findings import RunRef, alert_lines
+        from dynamoguard.findings import ALERT_SEVERITIES, RunRef, alert_lines
         from dynamoguard.notify import notify
 
         if not self.job:
             raise TypeError(f"{type(self).__name__} sets no findings job")
+        findings = list(findings)
+        if succeeded is None:
+            succeeded = not any(f.severity in ALERT_SEVERITIES for f in findings)
         run = RunRef.from_context(context)
         changes = self.findings_store(account).record(self.job, scope, findings, run, summary=summary,
-                                                      history_point=history_point)
+                                                      history_point=history_point, succeeded=succeeded)
         for line in alert_lines(changes.open, limit=50):
             self.log.warning("finding: %s", line)
         for finding in changes.resolved:

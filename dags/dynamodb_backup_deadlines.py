@@ -1,0 +1,38 @@
+"""
+### Backup deadlines
+
+Every protected table must have a verified export of each night by `nightly.deadline_hours` after the
+night (the nightly schedule's tick, which is the export time). A nightly run that never started
+(scheduler down, DAG paused), hangs or fails before verifying cannot report that itself: this check runs
+on its own schedule (`nightly.deadline_check_schedule`), reads each table's last verified export from the
+findings store and raises a high `deadline_missed` finding (alerted once, resolved when the export is
+verified) for every table that missed the due night.
+
+An outside monitor that must notice when Airflow itself is down reads `summary.last_success` of each job
+and table in the findings store (`s3://<reports_bucket>/<prefix>/findings/<job>/<table>.json`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import DAG
+
+from dynamoguard.config import load_config
+from dynamoguard.notify import failure_notifier
+from dynamoguard.operators.deadlines import BackupDeadlineOperator
+
+config = load_config()
+
+with DAG(
+    dag_id="dynamodb_backup_deadlines",
+    schedule=config.nightly.deadline_check_schedule,
+    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["dynamoguard", "backup", "deadline"],
+    default_args={"owner": "dynamoguard", "retries": 2, "retry_delay": timedelta(minutes=2),
+                  "on_failure_callback": failure_notifier(config)},
+):
+    BackupDeadlineOperator(task_id="check_deadlines", execution_timeout=timedelta(minutes=15))
