@@ -47,7 +47,8 @@ def ddb(localaws, settings):
 def ledger(ddb, name: str = "ledger") -> str:
     """A table with a composite key (pk, sk) and PITR on."""
     ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                                {"AttributeName": "sk", "KeyType": "RANGE"}],
                      AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                            {"AttributeName": "sk", "AttributeType": "N"}])
     ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
@@ -319,7 +320,8 @@ def test_incremental_window_rules(localaws, ddb):
     # a valid window right at the 15-minute minimum is accepted
     ok = ddb.export_table_to_point_in_time(
         TableArn=arn, S3Bucket=BUCKET, ExportType="INCREMENTAL_EXPORT",
-        IncrementalExportSpecification={"ExportFromTime": now - hour, "ExportToTime": now - hour + timedelta(minutes=15)})
+        IncrementalExportSpecification={"ExportFromTime": now - hour,
+                                        "ExportToTime": now - hour + timedelta(minutes=15)})
     assert ok["ExportDescription"]["ExportStatus"] in {"IN_PROGRESS", "COMPLETED"}
 
 
