@@ -51,6 +51,7 @@ https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/S3DataExport.Ou
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import json
@@ -211,11 +212,17 @@ def _validation(errors: list[str]) -> MockValidationException:
     return MockValidationException(f"{count}: {'; '.join(errors)}")
 
 
-def _validate_request(request: dict[str, Any]) -> None:
-    """The checks AWS makes before looking at the table (all ValidationException)."""
+@functools.cache
+def _request_shape() -> Any:
+    """ExportTableToPointInTime's input shape in the API model shipped with botocore."""
     from botocore.session import get_session
 
-    shape = get_session().get_service_model("dynamodb").operation_model("ExportTableToPointInTime").input_shape
+    return get_session().get_service_model("dynamodb").operation_model("ExportTableToPointInTime").input_shape
+
+
+def _validate_request(request: dict[str, Any]) -> None:
+    """The checks AWS makes before looking at the table (all ValidationException)."""
+    shape = _request_shape()
     errors = [f"Value null at '{_camel(name)}' failed to satisfy constraint: Member must not be null"
               for name in shape.required_members if name not in request]
     errors += _model_errors(shape, request, "")
