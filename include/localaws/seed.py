@@ -16,8 +16,8 @@ Seeding is idempotent: running it twice leaves the same estate.
 
 The emulated estate has had PITR on for a month: each table's EarliestRestorableDateTime is set
 ``PITR_HISTORY_DAYS`` back through the emulator's ``POST /_localaws/pitr`` control, so exports and
-restores at past times (backfills) are accepted. The emulator keeps no item history, so such an
-export holds the current items.
+restores at past times (backfills) are accepted; the seeded items count as present since then (the
+emulator's item history starts with them), so such an export holds them.
 """
 
 from __future__ import annotations

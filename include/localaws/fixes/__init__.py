@@ -9,6 +9,7 @@ from importlib import import_module
 FIXES = [
     "accounts",
     "pitr",
+    "dynamodb_history",
     "dynamodb_export",
     "s3_object_lock",
     "s3_list_versions",

@@ -6,7 +6,13 @@
 * ``POST /_localaws/pitr`` - body ``{"table": "orders", "earliest_restorable": "2026-10-24T00:00:00Z",
   "account": "111111111111", "region": "us-east-1"}`` (account and region optional): make a table with
   PITR on look as if PITR had been enabled at ``earliest_restorable``, so that exports and restores
-  at past times can be exercised. The emulator keeps no item history; see ``fixes/pitr.py``.
+  at past times can be exercised. The table's current items count as present since that time (its recorded
+  item history is replaced by them); see ``fixes/pitr.py`` and ``fixes/dynamodb_history.py``.
+* ``POST /_localaws/backdate`` - body ``{"table": "orders", "seconds": 1800, "account": ..., "region": ...}``:
+  move the table's whole recorded past (every item change and its PITR enable time) ``seconds`` back, so that
+  an item written a moment ago counts as written half an hour ago (exports and restores at past times,
+  incremental windows of 15 minutes or more, without waiting).
+* Run-time settings include ``pitr_lag_seconds`` (how far LatestRestorableDateTime trails now, default 300).
 
 Answers are JSON; a bad request gets status 400 and ``{"error": "..."}`` naming the problem.
 """
@@ -46,29 +52,53 @@ def _config(body: dict[str, Any]) -> dict[str, Any]:
     return {key: settings[key] for key, settings in sorted(owners.items())}
 
 
-def _pitr(body: dict[str, Any]) -> dict[str, Any]:
+def _table(body: dict[str, Any], *required: str) -> Any:
+    """The moto table the body names (``table``, optional ``account``/``region``), after checking ``required``."""
     from moto.dynamodb.models import dynamodb_backends
 
-    from include.localaws.fixes import pitr
-
-    for key in ("table", "earliest_restorable"):
-        if not body.get(key):
+    for key in ("table", *required):
+        if body.get(key) in (None, ""):
             raise ValueError(f"missing key {key!r}")
     account, region = body.get("account", SOURCE_ACCOUNT), body.get("region", REGION)
-    try:
-        earliest = datetime.fromisoformat(body["earliest_restorable"].replace("Z", "+00:00")).timestamp()
-    except (AttributeError, ValueError) as error:
-        raise ValueError(f"earliest_restorable is not an ISO 8601 time: {body['earliest_restorable']!r}") from error
     table = dynamodb_backends[account][region].tables.get(body["table"])
     if table is None:
         raise ValueError(f"no table {body['table']!r} in account {account} region {region}")
-    pitr.set_earliest(table, earliest)
+    return table
+
+
+def _window(table: Any) -> dict[str, Any]:
+    from include.localaws.fixes import pitr
+
     earliest, latest = pitr.window(table)
     return {"table": table.table_arn, "earliest_restorable": datetime.fromtimestamp(earliest, UTC).isoformat(),
             "latest_restorable": datetime.fromtimestamp(latest, UTC).isoformat()}
 
 
-ROUTES = {("GET", "config"): lambda _: _config({}), ("POST", "config"): _config, ("POST", "pitr"): _pitr}
+def _pitr(body: dict[str, Any]) -> dict[str, Any]:
+    from include.localaws.fixes import pitr
+
+    table = _table(body, "earliest_restorable")
+    try:
+        earliest = datetime.fromisoformat(body["earliest_restorable"].replace("Z", "+00:00")).timestamp()
+    except (AttributeError, ValueError) as error:
+        raise ValueError(f"earliest_restorable is not an ISO 8601 time: {body['earliest_restorable']!r}") from error
+    pitr.set_earliest(table, earliest)
+    return _window(table)
+
+
+def _backdate(body: dict[str, Any]) -> dict[str, Any]:
+    from include.localaws.fixes import pitr
+
+    table = _table(body, "seconds")
+    seconds = body["seconds"]
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+    pitr.backdate(table, float(seconds))
+    return _window(table)
+
+
+ROUTES = {("GET", "config"): lambda _: _config({}), ("POST", "config"): _config, ("POST", "pitr"): _pitr,
+          ("POST", "backdate"): _backdate}
 
 
 def wrap(app):
