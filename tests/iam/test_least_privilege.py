@@ -24,7 +24,7 @@ from parliament import analyze_policy_string
 from dynamoguard import iam_policies
 from dynamoguard.access.evaluate import Principal, glob_match, is_allowed, statements
 from dynamoguard.config import Config, load_config
-from tests.iam.actions import required_permissions
+from tests.iam.actions import _copy_source_arn, required_permissions
 from tests.iam.conftest import _config, _roles_of
 from tests.iam.recorder import RECORDER, AwsCall
 
@@ -167,6 +167,63 @@ def test_every_recorded_call_is_allowed_by_its_roles_policies(recorded):
         if problems:
             refused[f"{call.conn_id} {call.service}:{call.operation} {dict(call.params)}"] = problems
     assert not refused, "calls the rendered policies would refuse:\n" + json.dumps(refused, indent=1, default=str)
+
+
+OBJECT_READS = {"GetObject", "HeadObject", "GetObjectRetention", "GetObjectLegalHold"}
+
+
+def read_objects(call: AwsCall) -> list[tuple[str, str]]:
+    """(bucket, key) of every object ``call`` reads: its own object, or the source of a copy."""
+    if call.service != "s3":
+        return []
+    if call.operation in OBJECT_READS:
+        return [(call.param("Bucket"), call.param("Key"))]
+    if call.operation in ("CopyObject", "UploadPartCopy"):
+        source = _copy_source_arn(call.param("CopySource")).removeprefix("arn:aws:s3:::")
+        bucket, _, key = source.partition("/")
+        return [(bucket, key)]
+    return []
+
+
+def list_problems(call: AwsCall, bucket: str, key: str) -> list[str]:
+    """Why the role behind ``call`` may not list ``key`` in ``bucket`` (s3:ListBucket with s3:prefix = the key)."""
+    config = _config(call.config)
+    role = _roles_of(config, call.conn_id)[0]
+    context = {"aws:securetransport": "true", "s3:prefix": key}
+    resource = f"arn:aws:s3:::{bucket}"
+    problems = []
+    identity = [is_allowed(resolved(r.policy, context, r.arn), "s3:ListBucket", resource)
+                for r in _roles_of(config, call.conn_id)]
+    if "allowed" not in identity:
+        problems.append(f"role {role.key}: {identity}")
+    if is_allowed(resolved(iam_policies.boundary_policy(config), context, role.arn), "s3:ListBucket",
+                  resource) != "allowed":
+        problems.append("permissions boundary")
+    policy = iam_policies.bucket_policies(config).get(bucket)
+    if _bucket_accounts(config).get(bucket, role.account_id) != role.account_id:
+        principal = Principal(role.arn, "role", role.account_id)
+        if policy is None or is_allowed(resolved(policy, context, role.arn), "s3:ListBucket", resource,
+                                        principal) != "allowed":
+            problems.append(f"cross-account: the policy of bucket {bucket}")
+    return problems
+
+
+@pytest.mark.aws
+@pytest.mark.airflow
+def test_every_object_read_may_also_list_its_key(recorded):
+    """S3 answers a read of a missing key with 404 only to a caller allowed s3:ListBucket on it, otherwise with
+    403 AccessDenied (API reference of GetObject and HeadObject, "Permissions"): every key a role reads must lie
+    under a prefix its ListBucket grant covers, so that a missing manifest or data file is a finding, never an
+    AccessDenied."""
+    unlisted = {}
+    for call in recorded:
+        if not call.config:
+            continue
+        for bucket, key in read_objects(call):
+            problems = list_problems(call, bucket, key)
+            if problems:
+                unlisted[f"{call.conn_id} {call.operation} s3://{bucket}/{key}"] = problems
+    assert not unlisted, "reads whose key the role may not list:\n" + json.dumps(unlisted, indent=1)
 
 
 @pytest.mark.aws
