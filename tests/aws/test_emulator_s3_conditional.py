@@ -71,3 +71,11 @@ def test_conflict_endpoint_names_bad_input(localaws):
     answer = requests.post(f"{localaws.endpoint}/_localaws/s3/conflicts", json={"bucket": BUCKET, "count": 0},
                            timeout=10)
     assert answer.status_code == 400 and "key" in answer.json()["error"]
+
+
+def test_reset_forgets_pending_conflicts(localaws, s3):
+    conflict(localaws, "dst", count=3)
+    localaws.reset()
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="src", Body=b"source")
+    copy(s3, "dst", IfNoneMatch="*")

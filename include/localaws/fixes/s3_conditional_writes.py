@@ -81,7 +81,17 @@ def _check_destination(response: Any, key_name: str) -> None:
 
 
 def apply() -> None:
+    from moto.moto_api._internal.models import moto_api_backend
+
     from include.localaws.fixes import control
+
+    original_reset = moto_api_backend.reset
+
+    def reset() -> None:
+        """A reset of the emulator also forgets the conflicts still to answer."""
+        original_reset()
+        with _lock:
+            _conflicts.clear()
 
     original_put = responses.S3Response._key_response_put
     original_post = responses.S3Response._key_response_post
@@ -108,4 +118,5 @@ def apply() -> None:
     responses.S3Response._key_response_put = _key_response_put
     responses.S3Response._key_response_post = _key_response_post
     responses.S3Response.copy_object = copy_object
+    moto_api_backend.reset = reset
     control.ROUTES[("POST", "s3/conflicts")] = add_conflicts
