@@ -36,6 +36,13 @@ PARLIAMENT_EXCEPTIONS = {
     ("ReadTablePolicies", "RESOURCE_MISMATCH"):
         "parliament's IAM definitions mark both stream* and table* as required for dynamodb:GetResourcePolicy; "
         "the Service Authorization Reference lists them as alternatives, and only table policies are read",
+    ("arn:aws:iam::aws:policy/*", "INVALID_ARN"):
+        "AWS managed policies live in the account 'aws' (arn:aws:iam::aws:policy/...), which parliament's ARN check "
+        "does not know",
+    ("ImportLogs", "RESOURCE_MISMATCH"):
+        "parliament's definitions want '*' for logs:DescribeLogGroups; the DynamoDB developer guide's ImportTable "
+        "permissions (S3DataImport.Requesting.html) scope it to the log-group:/aws-dynamodb/* ARN",
+    ("ReplicaDrillImportLogs", "RESOURCE_MISMATCH"): "as for ImportLogs",
 }
 
 
@@ -247,6 +254,8 @@ def used_permissions(calls: list[AwsCall]) -> dict[str, set[tuple[str, str]]]:
             continue
         for role in _roles_of(_config(call.config), call.conn_id):
             used[role.key].update(required_permissions(call, _config(call.config).region, role.account_id))
+            # a read needs ListBucket on its key too, or S3 hides a missing key behind 403
+            used[role.key].update(("s3:ListBucket", f"arn:aws:s3:::{bucket}") for bucket, _ in read_objects(call))
     return used
 
 
@@ -351,6 +360,25 @@ def test_config_switches_add_only_what_they_need():
     assert nightly["ReadReplicationConfig"]["Action"] == ["s3:GetReplicationConfiguration"]
     exports = iam_policies.bucket_policies(switched)[demo.backup_bucket.name]
     assert all("Condition" not in s for _, s in statements(exports) if s["Sid"] == "DenyGovernanceBypass")
+    # the governance bypass is never granted nor exempted, whatever the switches: enforcement reports that step
+    governance = switched.model_copy(update={
+        "backup_bucket": switched.backup_bucket.model_copy(update={"allow_governance": True})})
+    documents = [r.policy for r in iam_policies.roles(governance)] + list(
+        iam_policies.bucket_policies(governance).values())
+    assert not [s for doc in documents for _, s in statements(doc)
+                if s["Effect"] == "Allow" and "s3:BypassGovernanceRetention" in s["Action"]]
+    assert all("Condition" not in s for doc in iam_policies.bucket_policies(governance).values()
+               for _, s in statements(doc) if s["Sid"] == "DenyGovernanceBypass")
+
+
+def test_import_log_groups_are_described_only_under_aws_dynamodb():
+    """DescribeLogGroups scoped as in the DynamoDB developer guide's ImportTable example policy, not on '*'."""
+    config = load_config(DEMO)
+    for role in iam_policies.roles(config):
+        for sid, stmt in statements(role.policy):
+            if "logs:DescribeLogGroups" in stmt["Action"]:
+                expected = f"arn:aws:logs:{config.region}:{role.account_id}:log-group:/aws-dynamodb/*"
+                assert stmt["Resource"] == [expected], sid
 
 
 def test_scratch_table_delete_needs_the_drill_tag():
