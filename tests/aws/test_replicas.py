@@ -233,7 +233,7 @@ def test_copy_never_overwrites_a_replica_written_after_the_listing(estate):
         if params.get("Key") == key:
             other.put_object(Bucket=REPLICA, Key=key, Body=b"written by someone else")
 
-    backup.meta.events.register("before-call.s3.CopyObject", write_first)
+    backup.meta.events.register("before-parameter-build.s3.CopyObject", write_first)
     rep = Replicator(source_s3=source, backup_s3=backup, source_bucket=SOURCE, replica_bucket=REPLICA,
                      lock=LockPolicy.from_export_time("COMPLIANCE", 35, EXPORT_TIME), max_workers=4,
                      source_account="111111111111", backup_account="222222222222")
