@@ -138,7 +138,7 @@ def _overlap(instances: list[dict]) -> int:
     return most
 
 
-def nightly(tables: int, export_seconds: float, timeout: float) -> dict:
+def nightly(tables: int, export_seconds: float, timeout: float, concurrency: int) -> dict:
     """One nightly run for ``tables`` tables on the distributed topology; wall time, tasks, CPU."""
     import os
     import time
@@ -152,7 +152,12 @@ def nightly(tables: int, export_seconds: float, timeout: float) -> dict:
     config = write_config(work / "dynamoguard.yaml", tables, poll_interval_seconds=5)
     os.environ["DYNAMOGUARD_CONFIG"] = str(config)  # the seed creates every configured table
     with seeded_estate(work / "localaws.log", export_seconds) as estate:
-        with Topology(work, dags, estate.endpoint, config_path=config) as topo:
+        topo = Topology(work, dags, estate.endpoint, config_path=config)
+        topo.env.update({"AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
+                         "AIRFLOW__CORE__PARALLELISM": str(2 * concurrency),
+                         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(2 * concurrency),
+                         "AIRFLOW__DAG_PROCESSOR__DAG_FILE_PROCESSOR_TIMEOUT": "300"})
+        with topo:
             topo.rest.wait_for_dag("dynamodb_nightly_backup", timeout=600)
             pids = {name: topo.processes[name].pid for name in ("scheduler", "triggerer")}
             before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
@@ -163,7 +168,8 @@ def nightly(tables: int, export_seconds: float, timeout: float) -> dict:
             cpu = {name: round(_cpu_seconds(pid) - before[name], 1) for name, pid in pids.items()}
             instances = topo.rest.task_instances("dynamodb_nightly_backup", run["dag_run_id"])
     steps = sorted({ti["task_id"].rsplit(".", 1)[-1] for ti in instances})
-    return {"tables": tables, "state": final["state"], "wall_s": round(wall, 1), "task_instances": len(instances),
+    return {"tables": tables, "worker_concurrency": concurrency, "state": final["state"], "wall_s": round(wall, 1),
+            "task_instances": len(instances),
             "states": {s: sum(ti["state"] == s for ti in instances) for s in {ti["state"] for ti in instances}},
             "most_running_at_once": _overlap(instances),
             "most_at_once_per_step": {step: _overlap([ti for ti in instances if ti["task_id"].endswith("." + step)])
@@ -181,9 +187,10 @@ def main() -> int:
     n.add_argument("--tables", type=int, default=200)
     n.add_argument("--export-seconds", type=float, default=5)
     n.add_argument("--timeout", type=float, default=5400)
+    n.add_argument("--concurrency", type=int, default=8, help="Celery worker concurrency")
     args = parser.parse_args()
     if args.what == "nightly":
-        print(json.dumps(nightly(args.tables, args.export_seconds, args.timeout), indent=1))
+        print(json.dumps(nightly(args.tables, args.export_seconds, args.timeout, args.concurrency), indent=1))
     if args.what == "parse":
         rows = parse(args.tables, args.repeat)
         print(f"\n{'tables':>6} {'DAG':<26} {'tasks':>6} {'warm ms':>8} {'trivial':>8} {'added':>6} {'cold ms':>8}")

@@ -185,7 +185,7 @@ def test_enforce_never_bypasses_governance_and_reports_the_exact_fix(s3):
         "backup_bucket": config.backup_bucket.model_copy(update={"name": BUCKET, "enforce_retention": True})})
     locked_bucket(s3)
     s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(iam_policies.bucket_policies(config)[BUCKET]))
-    export_time = now()
+    export_time = exported()
     short = (now() + timedelta(days=2)).replace(microsecond=0)
     root = write_export(s3, BUCKET, export_time, overrides={"data/a1b2c3.json.gz": explicit("GOVERNANCE", short)})
     key = root + "data/a1b2c3.json.gz"
