@@ -10,7 +10,10 @@ items) in AWS's layout and the same items into the "restored" table, then in the
 
 For each: items/s by wall clock and by this process's CPU time (the emulator's server, not our code, is
 the bottleneck of the wall clock locally; against AWS the client's parsing CPU is the limit), and peak RSS
-growth above the resident size before the phase (sampled every 20 ms).
+growth above the resident size before the phase (sampled every 20 ms). ``--modes validate`` measures one mode in
+a fresh process (a previous phase leaves its heap behind, which hides the next phase's growth); ``--trace`` adds
+the peak of live Python objects (tracemalloc) and the allocation sites holding most of it, which separates what
+the code holds from what the allocator keeps (run with ``MALLOC_ARENA_MAX=2`` to compare glibc's per-thread arenas).
 Goal: validation at >= 70% of the plain scan's items/s, memory flat (independent of --items).
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import gzip
 import hashlib
 import io
@@ -26,6 +30,7 @@ import os
 import sys
 import threading
 import time
+import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -109,6 +114,39 @@ class PeakRss:
         self.growth_mib = (self.peak - self.base) / 2**20
 
 
+class PythonPeak:
+    """Peak of live Python allocations (tracemalloc) while the block runs, with a snapshot taken near that peak
+    (whenever the traced size grows by 4 MiB past the highest so far)."""
+
+    def __enter__(self):
+        tracemalloc.start(8)
+        self.best, self.snapshot, self.stop = 0, None, threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def _watch(self):
+        while not self.stop.wait(0.05):
+            current = tracemalloc.get_traced_memory()[0]
+            if current > self.best + 4 * 2**20:
+                self.best, self.snapshot = current, tracemalloc.take_snapshot()
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.peak_mib = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+
+    def report(self, top: int = 4) -> str:
+        lines = [f"  live Python objects: peak {self.peak_mib:.1f} MiB"]
+        if self.snapshot is not None:
+            for stat in self.snapshot.statistics("lineno")[:top]:
+                frame = stat.traceback[0]
+                lines.append(f"    {stat.size / 2**20:6.1f} MiB in {stat.count} blocks at "
+                             f"{frame.filename}:{frame.lineno}")
+        return "\n".join(lines)
+
+
 def load_table(ddb, spec: dict, items: int) -> None:
     """The restored table: created like ImportTable would, filled by concurrent BatchWriteItem calls (moto's
     ImportTable parses JSON in pure Python and takes minutes for this many items)."""
@@ -182,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1, help="alternating plain/validate rounds; best is kept")
     parser.add_argument("--client-only", action="store_true", help="only the client's CPU share, no emulator")
+    parser.add_argument("--modes", default="plain,validate", help="comma-separated: plain, validate")
+    parser.add_argument("--trace", action="store_true",
+                        help="also trace Python allocations (tracemalloc): peak of live Python objects and the "
+                             "allocation sites holding most at that peak (RSS growth then includes tracemalloc's own)")
     args = parser.parse_args(argv)
     if args.client_only:
         print(json.dumps({"items": args.items, **client_only(args.items)}))
@@ -209,8 +251,9 @@ def main(argv: list[str] | None = None) -> int:
 
         key_names = ("customer_id", "order_id")
         results = {}
-        for name in ("plain", "validate") * args.rounds:
-            with PeakRss() as mem:
+        for name in args.modes.split(",") * args.rounds:
+            watch = PythonPeak() if args.trace else contextlib.nullcontext()
+            with PeakRss() as mem, watch:
                 t, cpu = time.monotonic(), time.process_time()
                 if name == "plain":
                     count = plain_scan(ddb, args.segments)
@@ -223,17 +266,19 @@ def main(argv: list[str] | None = None) -> int:
             results.setdefault(name, []).append((count / seconds, count / cpu, mem.growth_mib))
             print(f"{name:9s} {count} items {seconds:6.1f}s {count / seconds:9.0f} items/s (wall) "
                   f"{count / cpu:9.0f} items/s (client CPU) peak RSS +{mem.growth_mib:.0f} MiB", flush=True)
+            if args.trace:
+                print(watch.report(), flush=True)
         best = {name: (max(r[0] for r in rows), max(r[1] for r in rows), max(r[2] for r in rows))
                 for name, rows in results.items()}
-        print(json.dumps({"items": args.items, "segments": args.segments,
-                          "plain_items_per_s": round(best["plain"][0]),
-                          "validate_items_per_s": round(best["validate"][0]),
-                          "wall_ratio": round(best["validate"][0] / best["plain"][0], 3),
-                          "plain_items_per_cpu_s": round(best["plain"][1]),
-                          "validate_items_per_cpu_s": round(best["validate"][1]),
-                          "cpu_ratio": round(best["validate"][1] / best["plain"][1], 3),
-                          "plain_peak_rss_mib": round(best["plain"][2], 1),
-                          "validate_peak_rss_mib": round(best["validate"][2], 1)}))
+        summary = {"items": args.items, "segments": args.segments,
+                   "malloc_arena_max": os.environ.get("MALLOC_ARENA_MAX")}
+        for name, (wall, cpu, rss) in best.items():
+            summary.update({f"{name}_items_per_s": round(wall), f"{name}_items_per_cpu_s": round(cpu),
+                            f"{name}_peak_rss_mib": round(rss, 1)})
+        if len(best) == 2:
+            summary.update({"wall_ratio": round(best["validate"][0] / best["plain"][0], 3),
+                            "cpu_ratio": round(best["validate"][1] / best["plain"][1], 3)})
+        print(json.dumps(summary))
         return 0
     finally:
         emulator.stop(proc)

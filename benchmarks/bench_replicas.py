@@ -7,8 +7,9 @@ writes one export of ``--objects`` small objects into the locked source bucket (
 proxy), and creates locked replica buckets in the backup account (reached by AssumeRole). Then, through
 the proxy and in one run, it reports objects/s for:
 
-* copy - the project (``dynamoguard.replicas.copy_export``: both listings merged, source streamed through
-  SHA-256, conditional CopyObject with SHA-256 and Object Lock retention, checksum compared), a bare
+* copy - the project (``dynamoguard.replicas.copy_export``: both listings merged, conditional CopyObject with
+  SHA-256 and Object Lock retention, the copy's SHA-256 compared with the one the export verification computed
+  and handed over, ``verified``; computing those is part of the verification, not timed here), a bare
   concurrent ``copy_object`` loop over a pre-listed key list with the same pool size (no checksum, no lock,
   no comparison: the limit), and a sequential ``copy_object`` loop (timed on ``--sequential`` keys);
 * verify - the project (``verify_export``: replication configuration, both listings, HEAD of every replica,
@@ -22,7 +23,9 @@ machine hits them alike. The emulator is one process on a 2-core machine and cap
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
+import hashlib
 import os
 import statistics
 import sys
@@ -105,9 +108,23 @@ def sequential_head(backup, keys: list[str], bucket: str) -> float:
     return len(keys) / (time.perf_counter() - began)
 
 
-def replicator(source, backup, bucket: str, workers: int) -> Replicator:
+def replicator(source, backup, bucket: str, workers: int, verified: dict | None = None) -> Replicator:
     return Replicator(source_s3=source, backup_s3=backup, source_bucket=SOURCE, replica_bucket=bucket, lock=LOCK,
-                      max_workers=workers, source_account="111111111111", backup_account="222222222222")
+                      max_workers=workers, source_account="111111111111", backup_account="222222222222",
+                      verified=verified or {})
+
+
+def verified_checksums(source, keys: list[str], workers: int) -> dict:
+    """What the export verification hands the replica step: each object's ETag and SHA-256, computed while it
+    streams the object for its MD5 (not timed here: the nightly verify reads every object anyway)."""
+    def one(key: str) -> tuple[str, dict]:
+        response = source.get_object(Bucket=SOURCE, Key=key)
+        body = response["Body"].read()
+        return key, {"etag": response["ETag"].strip('"'),
+                     "sha256": base64.b64encode(hashlib.sha256(body).digest()).decode()}
+
+    with ThreadPoolExecutor(workers) as pool:
+        return dict(pool.map(one, keys))
 
 
 def project(run, expected: int, outcome: str) -> float:
@@ -158,11 +175,12 @@ def main(argv: list[str] | None = None) -> int:
             source, backup = clients(endpoint, workers)
             keys = list_keys(source)
             assert len(keys) == n, len(keys)
+            verified = verified_checksums(source, keys, workers)
             sequential = sequential_copy(backup, keys[: args.sequential], "bench-sequential")
             copy_bare, copy_project = [], []
             for r in range(args.rounds):
                 copy_bare.append(bare_copy(backup, keys, f"bench-bare-{r}", workers))
-                fresh = replicator(source, backup, f"bench-project-{r}", workers)
+                fresh = replicator(source, backup, f"bench-project-{r}", workers, verified)
                 copy_project.append(project(lambda rep=fresh: copy_export(rep, "orders", PREFIX), n, "copied"))
             target = "bench-project-0"
             set_replication(source, target)
@@ -173,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 verify_bare.append(bare_head(backup, keys, target, workers))
                 verify_project.append(project(lambda: verify_export(rep, "orders", PREFIX), n, "skipped"))
             del keys
-            memory_rep = replicator(source, backup, "bench-memory", workers)
+            memory_rep = replicator(source, backup, "bench-memory", workers, verified)
             memory = {"copy": peak_memory(lambda: copy_export(memory_rep, "orders", PREFIX)),
                       "verify": peak_memory(lambda: verify_export(rep, "orders", PREFIX))}
     finally:

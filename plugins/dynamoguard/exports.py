@@ -515,6 +515,8 @@ class VerificationResult:
     manifest_files_key: str | None = None
     data_keys: list[str] = field(default_factory=list)
     object_keys: list[str] = field(default_factory=list)
+    # key -> {"etag", "sha256"}: the SHA-256 (base64) of every object read whole, computed here, for the replica step
+    checksums: dict[str, dict[str, str]] = field(default_factory=dict)
     item_count: int = 0
     bytes: int = 0
     files: int = 0
@@ -532,6 +534,12 @@ class VerificationResult:
 
     def problem(self, code: str, key: str, detail: str) -> None:
         self.problems.append(Problem(code, key, detail))
+
+    def checksum(self, key: str, etag: str | None, sha256: bytes | str) -> None:
+        """Record the SHA-256 of ``key`` (raw bytes hashed here, or a base64 digest) with the ETag it was read at."""
+        if etag:
+            value = sha256 if isinstance(sha256, str) else base64.b64encode(hashlib.sha256(sha256).digest()).decode()
+            self.checksums[key] = {"etag": etag.strip('"'), "sha256": value}
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable record (XCom, logs, notifications)."""
@@ -552,6 +560,7 @@ class VerificationResult:
             "problems": [str(p) for p in self.problems],
             "data_keys": self.data_keys,
             "object_keys": self.object_keys,
+            "checksums": self.checksums,
         }
 
 
@@ -577,6 +586,7 @@ class _FileScan:
     key: str
     found: bool
     md5: str = ""
+    sha256: str = ""
     etag: str = ""
     size: int = 0
     lines: int = 0
@@ -610,19 +620,21 @@ def count_json_lines(chunks: Iterator[bytes]) -> int:
 
 
 def scan_data_file(s3, bucket: str, key: str) -> _FileScan:
-    """Stream one data object: base64 MD5 of its bytes, its ETag and size, and its item (line) count."""
+    """Stream one data object: base64 MD5 and SHA-256 of its bytes (one pass), its ETag and size, and its item
+    (line) count. The SHA-256 lets the replica step compare a server-side copy without reading the object again."""
     try:
         response = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
         if _error_code(error) in ("NoSuchKey", "404"):
             return _FileScan(key, found=False)
         raise
-    digest = hashlib.md5()
+    digest, sha256 = hashlib.md5(), hashlib.sha256()
     body = response["Body"]
 
     def chunks() -> Iterator[bytes]:
         for chunk in iter(lambda: body.read(CHUNK), b""):
             digest.update(chunk)
+            sha256.update(chunk)
             yield chunk
 
     error = ""
@@ -636,7 +648,8 @@ def scan_data_file(s3, bucket: str, key: str) -> _FileScan:
     finally:
         body.close()
     return _FileScan(
-        key, found=True, md5=base64.b64encode(digest.digest()).decode(), etag=response["ETag"].strip('"'),
+        key, found=True, md5=base64.b64encode(digest.digest()).decode(),
+        sha256=base64.b64encode(sha256.digest()).decode(), etag=response["ETag"].strip('"'),
         size=response["ContentLength"], lines=lines, error=error,
     )
 
@@ -668,6 +681,7 @@ def verify_export(s3, bucket: str, export_arn: str, table_arn: str, export_time:
         result.problem("manifest_summary_missing", summary_key, "no manifest-summary.json in the export folder")
         return result
     expected_keys |= {summary_key}
+    result.checksum(summary_key, listed.get(summary_key, {}).get("ETag"), raw)
     result.checks_run.append("manifest_summary_checksum")
     expected_keys |= _check_companion(s3, result, listed, summary_key, raw, "manifest_summary")
     try:
@@ -691,6 +705,7 @@ def verify_export(s3, bucket: str, export_arn: str, table_arn: str, export_time:
         result.problem("manifest_files_missing", files_key, "listed in the summary but not in the bucket")
         return result
     expected_keys |= {files_key}
+    result.checksum(files_key, listed.get(files_key, {}).get("ETag"), raw_files)
     result.checks_run.append("manifest_files_checksum")
     expected_keys |= _check_companion(s3, result, listed, files_key, raw_files, "manifest_files")
     try:
@@ -725,6 +740,7 @@ def verify_export(s3, bucket: str, export_arn: str, table_arn: str, export_time:
             continue
         result.files += 1
         result.bytes += scan.size
+        result.checksum(data_file.key, scan.etag, scan.sha256)
         if scan.md5 != data_file.md5_checksum:
             result.problem("md5_mismatch", data_file.key,
                            f"MD5 of the object is {scan.md5}, manifest says {data_file.md5_checksum}")
@@ -753,7 +769,9 @@ def _check_companion(s3, result: VerificationResult, listed: dict, key: str, raw
     if not present:
         result.problem(f"{what}_checksum_missing", key, "no .md5 or .checksum companion next to it")
     for companion_key in present:
-        text = (_get(s3, result.bucket, companion_key) or b"").decode(errors="replace")
+        companion = _get(s3, result.bucket, companion_key) or b""
+        result.checksum(companion_key, listed[companion_key].get("ETag"), companion)
+        text = companion.decode(errors="replace")
         if not checksum_matches(text, raw):
             result.problem(f"{what}_checksum_mismatch", companion_key,
                            f"holds {text.strip()[:64]!r}, but the MD5 of {key.rsplit('/', 1)[-1]} is {b64_md5(raw)}")

@@ -27,7 +27,7 @@ BOUNDARY_NAME = "dynamoguard-boundary"
 
 # Actions AWS authorises only against "*" (no resource types in the Service Authorization Reference).
 STAR_ONLY = {"dynamodb:ListExports", "dynamodb:ListTables", "cloudtrail:ListPublicKeys",
-             "iam:GetAccountAuthorizationDetails", "logs:DescribeLogGroups"}
+             "iam:GetAccountAuthorizationDetails"}
 
 WHY: dict[str, str] = {
     # nightly
@@ -58,13 +58,18 @@ WHY: dict[str, str] = {
     "ReadSourceExports": "Reads the export objects in the source account as the source of the cross-account copy.",
     "ReviewBackupAccount": "Access review of the backup account: every principal and policy "
                            "(GetAccountAuthorizationDetails has no resource-level permission).",
+    "ListSourceExports": "Lets S3 answer 404, not 403, when an export object the copy reads is missing (S3 needs "
+                         "s3:ListBucket on the key for that; the bucket policy must allow it too).",
+    "ReadReplicaOwnership": "Verify mode: replicas belong to the backup account if the replica bucket enforces "
+                            "bucket-owner ownership (S3 Object Ownership).",
+    "ReadBackupAccountPolicies": "Reads an attached managed policy of the backup account that "
+                                 "GetAccountAuthorizationDetails left out (its own or an AWS managed one).",
     "ReplicaDrillTables": "Replica drills: imports the replica into a scratch table, tags, reads and describes it.",
     "ReplicaDrillDeleteScratch": "Replica drills: deletes a scratch table, only while it carries the drill tag.",
     "ReplicaDrillFindScratch": "The sweeper lists tables to find abandoned scratch tables (ListTables has no "
                                "resource-level permission).",
-    "ReplicaDrillImportLogs": "ImportTable writes its error log to CloudWatch Logs with the caller's permissions.",
-    "ReplicaDrillImportLogGroups": "ImportTable looks up its log group with the caller's permissions "
-                                   "(DescribeLogGroups has no resource-level permission).",
+    "ReplicaDrillImportLogs": "ImportTable finds and writes its error log in CloudWatch Logs (/aws-dynamodb/* log "
+                              "groups) with the caller's permissions.",
     # drill
     "DescribeSourceTables": "Reads the protected table's key schema and indexes to compare the restored table with "
                             "it.",
@@ -76,9 +81,8 @@ WHY: dict[str, str] = {
                          "resource-level permission).",
     "ListDrillExports": "Finds the newest verified export of the drilled table.",
     "ReadDrillExports": "Reads the export's manifests and data files (and DynamoDB reads them for ImportTable).",
-    "ImportLogs": "ImportTable writes its error log to CloudWatch Logs with the caller's permissions.",
-    "ImportLogGroups": "ImportTable looks up its log group with the caller's permissions (DescribeLogGroups has no "
-                       "resource-level permission).",
+    "ImportLogs": "ImportTable finds and writes its error log in CloudWatch Logs (/aws-dynamodb/* log groups) with "
+                  "the caller's permissions.",
     "WriteDrillRecords": "Writes the drill record (result, RTO, RPO) to the reports bucket.",
     "DrillFindings": "Reads and updates the drill and scratch-sweep findings (with the drill summary and history).",
     # audit
@@ -88,19 +92,26 @@ WHY: dict[str, str] = {
     "ReadTrailLogs": "Reads the log and digest files.",
     "CheckTrailBucket": "Trail health: versioning, Object Lock and lifecycle of the trail bucket.",
     "DecryptTrailLogs": "S3 decrypts SSE-KMS log files with the caller's kms:Decrypt permission.",
+    "ListAuditReports": "Lets S3 answer 404, not 403, when a report part the audit reads back is missing (S3 "
+                        "needs s3:ListBucket on the key for that).",
     "WriteAuditReports": "Writes and reads back the audit report parts and the interval's report.",
     # access review
     "ReviewSourceAccount": "Access review of the source account: every principal and policy "
                            "(GetAccountAuthorizationDetails has no resource-level permission).",
+    "ReadSourceAccountPolicies": "Reads an attached managed policy that GetAccountAuthorizationDetails left out "
+                                 "(the account's own or an AWS managed one).",
     "ReadTablePolicies": "Reads the protected tables' resource-based policies.",
     "ReadBackupBucketPolicy": "Reads the backup bucket's policy.",
     "ListAccessReports": "Finds the previous run's report to compare with.",
     "WriteAccessReports": "Writes the snapshots and the JSON/HTML report and reads them back.",
     # bucket policies
     "AllowBackupRoleReadExports": "Lets the backup account's role read the exports for the cross-account copy.",
+    "AllowBackupRoleListExports": "Lets the backup account's role list the export prefixes, so that a missing "
+                                  "export object is a 404, not a 403, for the cross-account copy.",
     "DenyDeletes": "Nobody deletes backups or the bucket, whatever their IAM policies say (lifecycle expiry after "
                    "retention is not an API call and still works).",
-    "DenyGovernanceBypass": "Nobody shortens or removes GOVERNANCE retention.",
+    "DenyGovernanceBypass": "Nobody shortens, removes or changes the mode of GOVERNANCE retention (dynamoguard never "
+                            "needs the bypass).",
     "DenyInsecureTransport": "Refuses every request not made over TLS.",
     # boundary
     "BoundaryScopedActions": "Every action the role policies grant on a resource, on the union of their resources "
@@ -122,20 +133,23 @@ REAL_AWS_ONLY: dict[str, str] = {
     "s3:AbortMultipartUpload@WriteReplicas": "Only a failed multipart copy is aborted; the tests' copies succeed.",
     "logs:CreateLogGroup@ImportLogs": _IMPORT_LOGS,
     "logs:CreateLogStream@ImportLogs": _IMPORT_LOGS,
-    "logs:DescribeLogGroups@ImportLogGroups": _IMPORT_LOGS,
+    "logs:DescribeLogGroups@ImportLogs": _IMPORT_LOGS,
     "logs:DescribeLogStreams@ImportLogs": _IMPORT_LOGS,
     "logs:PutLogEvents@ImportLogs": _IMPORT_LOGS,
     "logs:PutRetentionPolicy@ImportLogs": _IMPORT_LOGS,
     "logs:CreateLogGroup@ReplicaDrillImportLogs": _IMPORT_LOGS,
     "logs:CreateLogStream@ReplicaDrillImportLogs": _IMPORT_LOGS,
-    "logs:DescribeLogGroups@ReplicaDrillImportLogGroups": _IMPORT_LOGS,
+    "logs:DescribeLogGroups@ReplicaDrillImportLogs": _IMPORT_LOGS,
     "logs:DescribeLogStreams@ReplicaDrillImportLogs": _IMPORT_LOGS,
     "logs:PutLogEvents@ReplicaDrillImportLogs": _IMPORT_LOGS,
     "logs:PutRetentionPolicy@ReplicaDrillImportLogs": _IMPORT_LOGS,
     "kms:Decrypt@DecryptTrailLogs": "S3 calls KMS on the caller's behalf for SSE-KMS log files.",
 }
 
-IMPORT_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents",
+# The DynamoDB developer guide's ImportTable example policy scopes all of these, DescribeLogGroups included, to
+# the /aws-dynamodb/* log groups.
+IMPORT_LOG_ACTIONS = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogGroups",
+                      "logs:DescribeLogStreams", "logs:PutLogEvents",
                       "logs:PutRetentionPolicy"]
 SCRATCH_ACTIONS = [
     "dynamodb:ImportTable", "dynamodb:DescribeImport", "dynamodb:DescribeTable", "dynamodb:TagResource",
@@ -260,17 +274,21 @@ def nightly_policy(config: Config) -> dict[str, Any]:
         statement("CheckBackupBucket", ["s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration"],
                   [arns.bucket(bucket.name)]),
     ]
-    if bucket.enforce_retention:
-        actions = ["s3:PutObjectRetention"] + (["s3:BypassGovernanceRetention"] if bucket.allow_governance else [])
-        statements.append(statement("EnforceRetention", actions, [arns.objects(bucket.name, arns.backup_prefix())]))
+    if bucket.enforce_retention:  # never s3:BypassGovernanceRetention: object_lock.bypass_fix names that step
+        statements.append(statement("EnforceRetention", ["s3:PutObjectRetention"],
+                                    [arns.objects(bucket.name, arns.backup_prefix())]))
     if config.replica_bucket.mode == "verify":
         statements.append(statement("ReadReplicationConfig", ["s3:GetReplicationConfiguration"],
                                     [arns.bucket(bucket.name)]))
     return document(statements + _sns(config))
 
 
-def _review_statements(sid: str) -> list[dict[str, Any]]:
-    return [statement(sid, ["iam:GetAccountAuthorizationDetails"], "*")]
+def _review_statements(sid: str, policies_sid: str, account: str) -> list[dict[str, Any]]:
+    """GetAccountAuthorizationDetails, and GetPolicy/GetPolicyVersion for an attached managed policy the listing
+    leaves out (the account's own and AWS managed ones)."""
+    return [statement(sid, ["iam:GetAccountAuthorizationDetails"], "*"),
+            statement(policies_sid, ["iam:GetPolicy", "iam:GetPolicyVersion"],
+                      [f"arn:aws:iam::{account}:policy/*", "arn:aws:iam::aws:policy/*"])]
 
 
 def backup_policy(config: Config) -> dict[str, Any]:
@@ -287,14 +305,17 @@ def backup_policy(config: Config) -> dict[str, Any]:
         statement("WriteReplicas", ["s3:PutObject", "s3:PutObjectRetention", "s3:AbortMultipartUpload"],
                   replica_objects),
         statement("ReadReplicaBucketPolicy", ["s3:GetBucketPolicy"], [arns.bucket(replica)]),
+        *([statement("ReadReplicaOwnership", ["s3:GetBucketOwnershipControls"], [arns.bucket(replica)])]
+          if config.replica_bucket.mode == "verify" else []),
         statement("ReadSourceExports", ["s3:GetObject"], arns.export_objects(config.backup_bucket.name)),
-        *_review_statements("ReviewBackupAccount"),
+        statement("ListSourceExports", ["s3:ListBucket"], [arns.bucket(config.backup_bucket.name)],
+                  _prefix_condition(arns.export_prefixes())),
+        *_review_statements("ReviewBackupAccount", "ReadBackupAccountPolicies", account),
         statement("ReplicaDrillTables", SCRATCH_ACTIONS, [scratch, scratch + "/import/*"]),
         statement("ReplicaDrillDeleteScratch", ["dynamodb:DeleteTable"], [scratch],
                   {"Null": {f"aws:ResourceTag/{DRILL_TAG}": "false"}}),
         statement("ReplicaDrillFindScratch", ["dynamodb:ListTables"], "*"),
         statement("ReplicaDrillImportLogs", IMPORT_LOG_ACTIONS, [arns.import_logs(account)]),
-        statement("ReplicaDrillImportLogGroups", ["logs:DescribeLogGroups"], "*"),
     ])
 
 
@@ -314,7 +335,6 @@ def drill_policy(config: Config) -> dict[str, Any]:
                   _prefix_condition(arns.export_prefixes())),
         statement("ReadDrillExports", ["s3:GetObject"], arns.export_objects(bucket)),
         statement("ImportLogs", IMPORT_LOG_ACTIONS, [arns.import_logs(account)]),
-        statement("ImportLogGroups", ["logs:DescribeLogGroups"], "*"),
         statement("WriteDrillRecords", ["s3:PutObject"],
                   [arns.objects(config.reports_bucket.name, arns.reports("drills"))]),
         statement("DrillFindings", ["s3:GetObject", "s3:PutObject"],
@@ -342,6 +362,8 @@ def audit_policy(config: Config) -> dict[str, Any]:
     if audit.kms_key_arns:
         statements.append(statement("DecryptTrailLogs", ["kms:Decrypt"], list(audit.kms_key_arns)))
     statements += [
+        statement("ListAuditReports", ["s3:ListBucket"], [arns.bucket(config.reports_bucket.name)],
+                  _prefix_condition([reports])),
         statement("WriteAuditReports", ["s3:PutObject", "s3:GetObject"],
                   [arns.objects(config.reports_bucket.name, reports)]),
     ]
@@ -352,7 +374,7 @@ def access_review_policy(config: Config) -> dict[str, Any]:
     arns = Arns(config)
     reports = arns.reports("access-review")
     return document([
-        *_review_statements("ReviewSourceAccount"),
+        *_review_statements("ReviewSourceAccount", "ReadSourceAccountPolicies", config.accounts.source.account_id),
         statement("ReadTablePolicies", ["dynamodb:GetResourcePolicy"], arns.tables()),
         statement("ReadBackupBucketPolicy", ["s3:GetBucketPolicy"], [arns.bucket(config.backup_bucket.name)]),
         statement("ListAccessReports", ["s3:ListBucket"], [arns.bucket(config.reports_bucket.name)],
@@ -388,14 +410,13 @@ def roles(config: Config) -> list[Role]:
     ]
 
 
-def _protecting_bucket_statements(config: Config, bucket: str, exempt_bypass: list[str]) -> list[dict[str, Any]]:
+def _protecting_bucket_statements(config: Config, bucket: str) -> list[dict[str, Any]]:
     arns = Arns(config)
-    bypass_condition = {"ArnNotEquals": {"aws:PrincipalArn": exempt_bypass}} if exempt_bypass else None
     return [
         statement("DenyDeletes", ["s3:DeleteObject", "s3:DeleteObjectVersion", "s3:DeleteBucket"],
                   [arns.bucket(bucket), f"{arns.bucket(bucket)}/*"], effect="Deny", principal="*"),
         statement("DenyGovernanceBypass", ["s3:BypassGovernanceRetention"], [f"{arns.bucket(bucket)}/*"],
-                  bypass_condition, effect="Deny", principal="*"),
+                  effect="Deny", principal="*"),
         statement("DenyInsecureTransport", ["s3:*"], [arns.bucket(bucket), f"{arns.bucket(bucket)}/*"],
                   {"Bool": {"aws:SecureTransport": "false"}}, effect="Deny", principal="*"),
     ]
@@ -406,14 +427,15 @@ def bucket_policies(config: Config) -> dict[str, dict[str, Any]]:
     by_key = {r.key: r for r in roles(config)}
     arns = Arns(config)
     exports = config.backup_bucket
-    exempt = ([by_key["nightly"].arn] if exports.enforce_retention and exports.allow_governance else [])
     return {
         exports.name: document([
             statement("AllowBackupRoleReadExports", ["s3:GetObject"], arns.export_objects(exports.name),
                       principal={"AWS": by_key["backup"].arn}),
-            *_protecting_bucket_statements(config, exports.name, exempt),
+            statement("AllowBackupRoleListExports", ["s3:ListBucket"], [arns.bucket(exports.name)],
+                      _prefix_condition(arns.export_prefixes()), principal={"AWS": by_key["backup"].arn}),
+            *_protecting_bucket_statements(config, exports.name),
         ]),
-        config.replica_bucket.name: document(_protecting_bucket_statements(config, config.replica_bucket.name, [])),
+        config.replica_bucket.name: document(_protecting_bucket_statements(config, config.replica_bucket.name)),
     }
 
 

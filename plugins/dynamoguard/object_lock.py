@@ -14,7 +14,9 @@ HEAD is used rather than GetObjectRetention: one call returns mode, retain-until
 Listings are paged and streamed into a bounded thread pool, so memory does not grow with the
 number of objects; the report counts every finding and keeps only the first ``max_shown`` of each kind.
 With ``enforce`` a short retention is extended with PutObjectRetention (never shortened, never
-downgraded from COMPLIANCE), sending the checksum header S3 requires for that call.
+downgraded from COMPLIANCE), sending the checksum header S3 requires for that call. The governance bypass is
+never used: a GOVERNANCE object the policy does not accept is extended in GOVERNANCE and reported with the
+command that moves it to COMPLIANCE (:func:`bypass_fix`).
 """
 
 from __future__ import annotations
@@ -211,15 +213,32 @@ def check_bucket_settings(bucket: str, versioning_status: str | None, lock_confi
     return findings
 
 
-def check_object(state: ObjectLockState, required_until: datetime, policy: LockPolicy) -> list[Finding]:
-    """Findings for one object version against the retain-until it must reach."""
+def bypass_fix(bucket: str, state: ObjectLockState, required_until: datetime, policy: LockPolicy) -> str:
+    """How an administrator moves a GOVERNANCE object to the policy's mode: S3 changes the mode of a GOVERNANCE
+    retention only with ``x-amz-bypass-governance-retention: true`` and ``s3:BypassGovernanceRetention``, which
+    this pipeline never uses and the project's bucket policy (DenyGovernanceBypass) denies to everyone."""
+    until = max(_ceil_second(required_until), state.retain_until or required_until)
+    version = f" --version-id {state.version_id}" if state.version_id else ""
+    date = until.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (f"changing a GOVERNANCE mode needs s3:BypassGovernanceRetention, which dynamoguard never uses and the "
+            f"bucket policy statement DenyGovernanceBypass denies; an administrator exempted from it runs: "
+            f"aws s3api put-object-retention --bucket {bucket} --key {state.key}{version} "
+            f"--bypass-governance-retention --retention Mode={policy.mode},RetainUntilDate={date}")
+
+
+def check_object(state: ObjectLockState, required_until: datetime, policy: LockPolicy,
+                 bucket: str | None = None) -> list[Finding]:
+    """Findings for one object version against the retain-until it must reach (``bucket``: name the fix of a
+    GOVERNANCE mode the policy does not accept)."""
     findings = []
     where = {"key": state.key, "version_id": state.version_id}
     if state.mode is None or state.retain_until is None:
         findings.append(Finding(NO_RETENTION, f"{state.key}: no Object Lock retention", **where))
     else:
         if not policy.accepts(state.mode):
-            findings.append(Finding(WEAKER_MODE, f"{state.key}: mode {state.mode}, policy requires {policy.mode}",
+            fixable = bucket and state.mode == GOVERNANCE
+            fix = f"; {bypass_fix(bucket, state, required_until, policy)}" if fixable else ""
+            findings.append(Finding(WEAKER_MODE, f"{state.key}: mode {state.mode}, policy requires {policy.mode}{fix}",
                                     **where))
         elif state.mode == GOVERNANCE:
             findings.append(Finding(GOVERNANCE_ALLOWED, f"{state.key}: mode GOVERNANCE (allowed, weaker)", **where))
@@ -237,11 +256,12 @@ def check_object(state: ObjectLockState, required_until: datetime, policy: LockP
 def planned_retention(state: ObjectLockState, required_until: datetime, policy: LockPolicy) -> dict[str, Any] | None:
     """The ``Retention`` to put so the object meets the policy, or None if nothing needs changing.
 
-    Never shortens (the new date is the later of current and required, rounded up to the second)
-    and never downgrades:
-    a COMPLIANCE object stays COMPLIANCE; a GOVERNANCE object stays GOVERNANCE where the policy accepts it.
+    Never shortens (the new date is the later of current and required, rounded up to the second), never
+    downgrades and never needs the governance bypass: a COMPLIANCE object stays COMPLIANCE, a GOVERNANCE object
+    stays GOVERNANCE (only extended; moving it to COMPLIANCE is reported with :func:`bypass_fix`), an object
+    without retention gets the policy's mode.
     """
-    mode = state.mode if policy.accepts(state.mode) else policy.mode
+    mode = state.mode if state.mode in (COMPLIANCE, GOVERNANCE) else policy.mode
     # S3 keeps retain-until dates to the second: round up so the stored date still meets the requirement.
     required_until = _ceil_second(required_until)
     until = required_until if state.retain_until is None else max(state.retain_until, required_until)
@@ -433,8 +453,6 @@ def _extend(s3, bucket: str, state: ObjectLockState, retention: dict[str, Any],
                               "ChecksumAlgorithm": "SHA256", **_owner(expected_owner)}
     if state.version_id:
         kwargs["VersionId"] = state.version_id
-    if state.mode == GOVERNANCE and retention["Mode"] == COMPLIANCE:
-        kwargs["BypassGovernanceRetention"] = True  # S3 requires it to move GOVERNANCE -> COMPLIANCE
     try:
         s3.put_object_retention(**kwargs)
     except ClientError as error:
@@ -449,7 +467,7 @@ def _check_one(s3, bucket: str, key: str, required_until: datetime, policy: Lock
     state = _head(s3, bucket, key, expected_owner)
     if isinstance(state, Finding):
         return [state], None
-    findings = check_object(state, required_until, policy)
+    findings = check_object(state, required_until, policy, bucket)
     if not enforce or all(f.severity != "violation" for f in findings):
         return findings, None
     retention = planned_retention(state, required_until, policy)
@@ -460,7 +478,7 @@ def _check_one(s3, bucket: str, key: str, required_until: datetime, policy: Lock
         return [*findings, outcome], None
     # The violations are now fixed: keep only warnings/notes that still hold for the new retention.
     fixed = ObjectLockState(state.key, state.version_id, outcome.new_mode, outcome.new_until, state.legal_hold)
-    return check_object(fixed, required_until, policy), outcome
+    return check_object(fixed, required_until, policy, bucket), outcome
 
 
 def scan(s3, bucket: str, items: Iterable[tuple[str, datetime]], policy: LockPolicy, report: Report, *,

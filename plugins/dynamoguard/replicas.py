@@ -16,12 +16,14 @@ retention counted from the export time, copies only the source version that was 
 the replica bucket is ever deleted or overwritten. An existing replica is compared, never replaced.
 
 **verify**: the source bucket's replication configuration must have an enabled rule covering the prefix
-whose destination is the replica bucket in the backup account with ownership translated to it; every
-object must have a replica. A missing replica whose source reports ``ReplicationStatus`` PENDING is
-``pending`` (the caller waits and re-checks) until ``pending_is_missing``.
+whose destination is the replica bucket in the backup account, with ownership translated to it or a replica
+bucket that enforces bucket-owner ownership; every object must have a replica. A missing replica whose source
+reports ``ReplicationStatus`` PENDING is ``pending`` (the caller waits and re-checks) until ``pending_is_missing``.
 
 **Identical** means same size and either the same ETag (S3 replication keeps it) or the same SHA-256.
-The source's SHA-256 is the full-object ``ChecksumSHA256`` S3 stores with it when there is one
+The source's SHA-256 is the one the export verification computed while streaming the object for its MD5
+(``verified``, handed over in the verify result; a fresh copy is then one CopyObject whose SHA-256 is compared
+with it), else the full-object ``ChecksumSHA256`` S3 stores with it when there is one
 (GetObject with ChecksumMode=ENABLED); otherwise - DynamoDB export files are multipart uploads with no
 SHA-256 - the source is streamed once through SHA-256 (bounded chunks). For multipart copies the part
 digests are taken in the same pass: S3 reports a SHA-256 multipart object's checksum as COMPOSITE,
@@ -34,7 +36,8 @@ import base64
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -228,6 +231,25 @@ def _status(error: ClientError) -> int:
     return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
 
+CONFLICT_ATTEMPTS = 4
+
+
+def _retry_conflicts(write: Callable[[], Any], attempts: int = CONFLICT_ATTEMPTS, pause: float = 0.2) -> Any:
+    """``write()`` (a conditional write), again after S3's ``409 ConditionalRequestConflict``: a concurrent
+    operation on the key interfered, and S3 says to retry (API reference of CopyObject, ``IfNoneMatch``).
+    The last conflict is raised; a 412 (the key exists) is not retried."""
+    attempt = 1
+    while True:
+        try:
+            return write()
+        except ClientError as error:
+            if _error_code(error) != "ConditionalRequestConflict" or attempt >= attempts:
+                raise
+        log.info("ConditionalRequestConflict, attempt %d of %d; retrying", attempt, attempts)
+        time.sleep(pause * 2 ** (attempt - 1))
+        attempt += 1
+
+
 @dataclass
 class Replicator:
     """Copies or verifies the replicas of one export prefix.
@@ -246,14 +268,21 @@ class Replicator:
     part_size: int = 64 * MiB
     source_account: str | None = None
     backup_account: str | None = None
+    # key -> {"etag", "sha256"} of source objects whose SHA-256 was computed independently (the export
+    # verification streams every data file once and hashes it): a fresh copy then needs no read of the source.
+    verified: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def _ranges(self, size: int) -> list[tuple[int, int]] | None:
         return part_ranges(size, self.part_size) if size > self.multipart_threshold else None
 
     # -- reading -------------------------------------------------------------------------------------------
     def source_digest(self, src: Listed) -> Digest:
-        """The source's SHA-256: the stored full-object checksum if S3 has one, else by streaming it."""
+        """The source's SHA-256: the one the export verification computed for this very version (same ETag),
+        else the stored full-object checksum if S3 has one, else by streaming it."""
         ranges = self._ranges(src.size)
+        known = self.verified.get(src.key)
+        if ranges is None and known and known.get("etag") == src.etag and known.get("sha256"):
+            return Digest(known["sha256"])
         response = self.source_s3.get_object(Bucket=self.source_bucket, Key=src.key, IfMatch=f'"{src.etag}"',
                                              ChecksumMode="ENABLED")
         stored = response.get("ChecksumSHA256")
@@ -309,8 +338,8 @@ class Replicator:
         return args
 
     def _copy_single(self, src: Listed) -> str | None:
-        result = self.backup_s3.copy_object(**self._copy_args(src), **self._source_args(src),
-                                            ChecksumAlgorithm="SHA256", IfNoneMatch="*")
+        result = _retry_conflicts(lambda: self.backup_s3.copy_object(
+            **self._copy_args(src), **self._source_args(src), ChecksumAlgorithm="SHA256", IfNoneMatch="*"))
         checksum = result.get("CopyObjectResult", {}).get("ChecksumSHA256")
         return checksum or self._head_replica(src.key).get("ChecksumSHA256")
 
@@ -348,7 +377,10 @@ class Replicator:
         ranges = self._ranges(src.size)
         digest = self.source_digest(src)
         try:
-            checksum = self._copy_multipart(src, ranges, digest) if ranges else self._copy_single(src)
+            if ranges:  # a conflict discards the whole upload (aborted), so it is retried from the start
+                checksum = _retry_conflicts(lambda: self._copy_multipart(src, ranges, digest))
+            else:
+                checksum = self._copy_single(src)
         except ClientError as error:
             if _status(error) != 412:
                 raise
@@ -410,10 +442,27 @@ def _rule_prefix(rule: dict[str, Any]) -> tuple[str, bool]:
     return flt.get("Prefix", ""), "Tag" in flt
 
 
+def replica_bucket_ownership(backup_s3, replica_bucket: str) -> str | None:
+    """The replica bucket's S3 Object Ownership setting (``BucketOwnerEnforced``, ...), None if it has none."""
+    try:
+        rules = backup_s3.get_bucket_ownership_controls(Bucket=replica_bucket)["OwnershipControls"]["Rules"]
+    except ClientError as error:
+        if _error_code(error) == "OwnershipControlsNotFoundError":
+            return None
+        raise
+    return rules[0].get("ObjectOwnership") if rules else None
+
+
 def replication_problems(source_s3, source_bucket: str, prefix: str, replica_bucket: str,
-                         backup_account: str) -> list[str]:
+                         backup_account: str, replica_ownership: Callable[[], str | None] = lambda: None) -> list[str]:
     """Why the source bucket's replication would not put every object under ``prefix`` into the replica
-    bucket, owned by the backup account ([] if it would)."""
+    bucket, owned by the backup account ([] if it would).
+
+    The replicas belong to the backup account when the rule translates ownership (``AccessControlTranslation``
+    ``Owner: Destination``) or when the replica bucket enforces bucket-owner ownership (S3 Object Ownership
+    ``BucketOwnerEnforced``, the setting AWS recommends: S3 user guide, "Changing the replica owner");
+    ``replica_ownership()`` reads that setting, only when a rule needs it.
+    """
     try:
         config = source_s3.get_bucket_replication(Bucket=source_bucket)["ReplicationConfiguration"]
     except ClientError as error:
@@ -439,8 +488,14 @@ def replication_problems(source_s3, source_bucket: str, prefix: str, replica_buc
                             f"expected {backup_account!r}")
         owner = destination.get("AccessControlTranslation", {}).get("Owner")
         if owner != "Destination":
-            problems.append(f"rule {rule_id} does not set AccessControlTranslation.Owner=Destination, so "
-                            f"replicas would stay owned by the source account")
+            ownership = replica_ownership()
+            if ownership != "BucketOwnerEnforced":
+                problems.append(
+                    f"rule {rule_id} does not set AccessControlTranslation.Owner=Destination and bucket "
+                    f"{replica_bucket} does not enforce bucket-owner ownership (Object Ownership "
+                    f"{ownership or 'not set'}), so replicas would stay owned by the source account: set S3 Object "
+                    f"Ownership BucketOwnerEnforced on {replica_bucket} (recommended) or the rule's "
+                    f"AccessControlTranslation")
         if not problems:
             return []
         candidates += problems
@@ -458,8 +513,10 @@ def verify_export(replicator: Replicator, table: str, prefix: str, pending_is_mi
     """Check the replication configuration, then that every object under ``prefix`` has a good replica."""
     result = ReplicaResult(table, "verify", f"s3://{replicator.source_bucket}/{prefix}",
                            f"s3://{replicator.replica_bucket}/{prefix}")
-    result.config_problems = replication_problems(replicator.source_s3, replicator.source_bucket, prefix,
-                                                  replicator.replica_bucket, replicator.backup_account or "")
+    result.config_problems = replication_problems(
+        replicator.source_s3, replicator.source_bucket, prefix, replicator.replica_bucket,
+        replicator.backup_account or "",
+        lambda: replica_bucket_ownership(replicator.backup_s3, replicator.replica_bucket))
     return replicator.run(result, prefix, lambda src: replicator.verify_one(src, pending_is_missing),
                           with_replicas=False)
 

@@ -227,18 +227,26 @@ def test_collect_pages_through_authorization_details(estate):
     assert {p["PolicyName"] for p in whole["Policies"]} >= {"app-boundary", "backup-janitor"}
 
 
-def test_attached_policies_missing_from_the_listing_are_fetched(estate):
+def test_attached_policies_missing_from_the_listing_are_fetched(estate, config):
+    """Through each reviewer's own connection, so the IAM proof (tests/iam) checks that its role may call
+    iam:GetPolicy and iam:GetPolicyVersion."""
+    from dynamoguard import aws
     from dynamoguard.access.collect import CollectError, managed_policy_documents
 
-    iam = estate.client("iam")
-    arn = f"arn:aws:iam::{SRC}:policy/app-boundary"
-    details = {"UserDetailList": [], "GroupDetailList": [], "Policies": [], "RoleDetailList": [
-        {"RoleName": "r", "AttachedManagedPolicies": [{"PolicyName": "app-boundary", "PolicyArn": arn}]}]}
-    docs = managed_policy_documents(iam, details)
-    assert docs[arn]["Statement"][0]["Action"][0] == "dynamodb:Describe*"
-    details["RoleDetailList"][0]["PermissionsBoundary"] = {"PermissionsBoundaryArn": arn + "-gone"}
-    with pytest.raises(CollectError, match="app-boundary-gone"):
-        managed_policy_documents(iam, details)
+    estate.client("iam", account="backup").create_policy(
+        PolicyName="replica-reader", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "*"}]}))
+    for conn_id, account, name in ((config.access_review_conn_id, SRC, "app-boundary"),
+                                   (config.accounts.backup.aws_conn_id, BKP, "replica-reader")):
+        iam = aws.client(conn_id, "iam", config.region)
+        arn = f"arn:aws:iam::{account}:policy/{name}"
+        details = {"UserDetailList": [], "GroupDetailList": [], "Policies": [], "RoleDetailList": [
+            {"RoleName": "r", "AttachedManagedPolicies": [{"PolicyName": name, "PolicyArn": arn}]}]}
+        docs = managed_policy_documents(iam, details)
+        assert docs[arn]["Statement"][0]["Action"][0] in ("dynamodb:Describe*", "s3:GetObject")
+        details["RoleDetailList"][0]["PermissionsBoundary"] = {"PermissionsBoundaryArn": arn + "-gone"}
+        with pytest.raises(CollectError, match=f"{name}-gone"):
+            managed_policy_documents(iam, details)
 
 
 def test_previous_report_is_the_latest_earlier_run(estate, config):

@@ -157,18 +157,52 @@ def test_enforce_extends_short_retention_then_recheck_passes(s3):
     assert report.changes_count == len(FILES) - 1  # all but the one already retained long enough
     changed = {c.key: c for c in report.changes}
     assert root + "data/d4e5f6.json.gz" not in changed
-    assert changed[root + "manifest-files.json"].old_mode == "GOVERNANCE"
-    assert {c.new_mode for c in report.changes} == {"COMPLIANCE"}
+    governance = changed.pop(root + "manifest-files.json")  # extended, but its mode needs the bypass
+    assert (governance.old_mode, governance.new_mode) == ("GOVERNANCE", "GOVERNANCE")
+    assert {c.new_mode for c in changed.values()} == {"COMPLIANCE"}
     assert all(abs((c.new_until - required).total_seconds()) < 1 for c in report.changes)
-    # the only violation left is the bucket's missing default rule, which enforcement does not touch
-    assert report.counts == {ol.NO_DEFAULT_RETENTION: 1}
+    # left: the bucket's missing default rule, which enforcement does not touch, and the GOVERNANCE mode
+    assert report.counts == {ol.NO_DEFAULT_RETENTION: 1, ol.WEAKER_MODE: 1}
     assert len(sent) == len(FILES) - 1
     assert all("x-amz-checksum-sha256" in {k.lower() for k in headers} for headers in sent)
+    assert not any("x-amz-bypass-governance-retention" in {k.lower() for k in headers} for headers in sent)
 
     recheck = ol.check_export(s3, BUCKET, root, POLICY, export_time=export_time, check_bucket_policy=False)
-    assert recheck.ok, recheck.summary()
+    assert recheck.counts == {ol.WEAKER_MODE: 1}, recheck.summary()
     untouched = s3.head_object(Bucket=BUCKET, Key=root + "data/d4e5f6.json.gz")
     assert untouched["ObjectLockRetainUntilDate"] == long_until  # never shortened
+
+
+def test_enforce_never_bypasses_governance_and_reports_the_exact_fix(s3):
+    """Moving GOVERNANCE to COMPLIANCE needs s3:BypassGovernanceRetention, which the project's bucket policy denies
+    to everyone: enforcement extends the GOVERNANCE retention it may extend and reports the mode with the command
+    that fixes it, instead of ending in AccessDenied."""
+    from dynamoguard import iam_policies
+    from dynamoguard.config import load_config
+
+    config = load_config()
+    config = config.model_copy(update={
+        "backup_bucket": config.backup_bucket.model_copy(update={"name": BUCKET, "enforce_retention": True})})
+    locked_bucket(s3)
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(iam_policies.bucket_policies(config)[BUCKET]))
+    export_time = exported()
+    short = (now() + timedelta(days=2)).replace(microsecond=0)
+    root = write_export(s3, BUCKET, export_time, overrides={"data/a1b2c3.json.gz": explicit("GOVERNANCE", short)})
+    key = root + "data/a1b2c3.json.gz"
+    version = s3.head_object(Bucket=BUCKET, Key=key)["VersionId"]
+
+    report = ol.check_export(s3, BUCKET, root, POLICY, enforce=True, max_concurrency=4)
+
+    assert report.counts == {ol.WEAKER_MODE: 1}, report.summary()  # no retention_not_extended: nothing denied
+    (change,) = report.changes
+    assert (change.key, change.old_mode, change.new_mode) == (key, "GOVERNANCE", "GOVERNANCE")
+    head = s3.head_object(Bucket=BUCKET, Key=key)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert head["ObjectLockRetainUntilDate"] >= POLICY.required_until(export_time) - timedelta(seconds=1)
+    (finding,) = [f for f in report.shown["violation"] if f.code == ol.WEAKER_MODE]
+    assert "s3:BypassGovernanceRetention" in finding.message
+    assert (f"aws s3api put-object-retention --bucket {BUCKET} --key {key} --version-id {version} "
+            f"--bypass-governance-retention --retention Mode=COMPLIANCE,RetainUntilDate=") in finding.message
 
 
 def test_iter_keys_pages_through_the_listing(s3):

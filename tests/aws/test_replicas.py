@@ -191,6 +191,59 @@ def test_large_object_is_copied_in_parts_and_compared(estate):
     assert again.ok and again.counts["skipped"] == 1, again.summary()
 
 
+def inject_conflicts(estate, key: str, count: int) -> None:
+    body = json.dumps({"bucket": REPLICA, "key": key, "count": count, "account": "222222222222"}).encode()
+    request = urllib.request.Request(f"{estate.endpoint}/_localaws/s3/conflicts", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+def test_copy_retries_a_conditional_request_conflict(estate):
+    """CopyObject with If-None-Match can answer 409 ConditionalRequestConflict ("you should retry")."""
+    objects = make_export(estate.client("s3"), data_files=2)
+    key = f"{PREFIX}data/file000.json.gz"
+    inject_conflicts(estate, key, 1)
+    result = copy_export(replicator(estate), "orders", PREFIX)
+    assert result.ok, result.summary()
+    assert result.counts["copied"] == len(objects)
+    replica = estate.client("s3", account="backup").get_object(Bucket=REPLICA, Key=key)["Body"].read()
+    assert replica == objects[key]
+
+
+def test_copy_reports_an_error_when_conflicts_persist(estate):
+    make_export(estate.client("s3"), data_files=1)
+    key = f"{PREFIX}data/file000.json.gz"
+    inject_conflicts(estate, key, 20)
+    result = copy_export(replicator(estate), "orders", PREFIX)
+    assert result.counts["error"] == 1 and not result.ok
+    (finding,) = result.findings
+    assert finding.key == key and "ConditionalRequestConflict" in finding.detail
+    assert versions(estate.client("s3", account="backup"), REPLICA, key) == []
+
+
+def test_copy_never_overwrites_a_replica_written_after_the_listing(estate):
+    """The copy is conditional on the key not existing (If-None-Match: *): a replica that appears between the
+    listing and the copy answers 412, and is compared, not replaced."""
+    source, backup = estate.client("s3"), estate.client("s3", account="backup")
+    make_export(source, data_files=1)
+    key = f"{PREFIX}data/file000.json.gz"
+    other = estate.client("s3", account="backup")
+
+    def write_first(params, **_):
+        if params.get("Key") == key:
+            other.put_object(Bucket=REPLICA, Key=key, Body=b"written by someone else")
+
+    backup.meta.events.register("before-parameter-build.s3.CopyObject", write_first)
+    rep = Replicator(source_s3=source, backup_s3=backup, source_bucket=SOURCE, replica_bucket=REPLICA,
+                     lock=LockPolicy.from_export_time("COMPLIANCE", 35, EXPORT_TIME), max_workers=4,
+                     source_account="111111111111", backup_account="222222222222")
+    result = copy_export(rep, "orders", PREFIX)
+    assert result.counts["different"] == 1, result.summary()
+    assert [f.key for f in result.findings] == [key]
+    assert backup.get_object(Bucket=REPLICA, Key=key)["Body"].read() == b"written by someone else"
+    assert len(versions(backup, REPLICA, key)) == 1
+
+
 def test_copy_needs_the_export_time_zone():
     with pytest.raises(ValueError, match="time zone"):
         LockPolicy.from_export_time("COMPLIANCE", 35, datetime(2026, 11, 28, 2, 0))
@@ -250,6 +303,31 @@ def test_verify_accepts_any_enabled_rule_that_covers_the_export(estate):
     estate.client("s3").put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=config)
     make_export(estate.client("s3"), data_files=0)
     assert verify_export(replicator(estate), "orders", PREFIX, pending_is_missing=True).config_problems == []
+
+
+def own_replica_bucket(estate, ownership: str) -> None:
+    estate.client("s3", account="backup").put_bucket_ownership_controls(
+        Bucket=REPLICA, OwnershipControls={"Rules": [{"ObjectOwnership": ownership}]})
+
+
+def test_verify_accepts_bucket_owner_enforced_instead_of_owner_translation(estate):
+    """AWS recommends S3 Object Ownership "bucket owner enforced" on the destination instead of
+    AccessControlTranslation (S3 user guide, "Changing the replica owner")."""
+    own_replica_bucket(estate, "BucketOwnerEnforced")
+    source = estate.client("s3")
+    source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=replication_config(translate=False))
+    make_export(source, data_files=1)
+    assert verify_export(replicator(estate), "orders", PREFIX, pending_is_missing=True).config_problems == []
+
+
+def test_verify_without_owner_translation_or_enforced_ownership_names_both_fixes(estate):
+    own_replica_bucket(estate, "BucketOwnerPreferred")
+    source = estate.client("s3")
+    source.put_bucket_replication(Bucket=SOURCE, ReplicationConfiguration=replication_config(translate=False))
+    make_export(source, data_files=1)
+    (problem,) = verify_export(replicator(estate), "orders", PREFIX, pending_is_missing=True).config_problems
+    assert "AccessControlTranslation.Owner=Destination" in problem and "BucketOwnerEnforced" in problem
+    assert "BucketOwnerPreferred" in problem
 
 
 def test_verify_with_every_replica_present(estate):

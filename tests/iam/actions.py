@@ -33,10 +33,11 @@ S3_ACTIONS = {
     "GetObjectLockConfiguration": ["s3:GetBucketObjectLockConfiguration"],
     "GetBucketReplication": ["s3:GetReplicationConfiguration"],
     "GetBucketPolicy": ["s3:GetBucketPolicy"],
+    "GetBucketOwnershipControls": ["s3:GetBucketOwnershipControls"],
     "GetBucketLifecycleConfiguration": ["s3:GetLifecycleConfiguration"],
 }
 BUCKET_LEVEL = {"ListObjectsV2", "ListObjects", "ListObjectVersions", "HeadBucket", "GetBucketVersioning",
-                "GetObjectLockConfiguration", "GetBucketReplication", "GetBucketPolicy",
+                "GetObjectLockConfiguration", "GetBucketReplication", "GetBucketPolicy", "GetBucketOwnershipControls",
                 "GetBucketLifecycleConfiguration"}
 # Operations that authorise against "*" (no resource-level permissions in the reference).
 STAR_RESOURCE = {

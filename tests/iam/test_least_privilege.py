@@ -24,7 +24,7 @@ from parliament import analyze_policy_string
 from dynamoguard import iam_policies
 from dynamoguard.access.evaluate import Principal, glob_match, is_allowed, statements
 from dynamoguard.config import Config, load_config
-from tests.iam.actions import required_permissions
+from tests.iam.actions import _copy_source_arn, required_permissions
 from tests.iam.conftest import _config, _roles_of
 from tests.iam.recorder import RECORDER, AwsCall
 
@@ -36,6 +36,13 @@ PARLIAMENT_EXCEPTIONS = {
     ("ReadTablePolicies", "RESOURCE_MISMATCH"):
         "parliament's IAM definitions mark both stream* and table* as required for dynamodb:GetResourcePolicy; "
         "the Service Authorization Reference lists them as alternatives, and only table policies are read",
+    ("arn:aws:iam::aws:policy/*", "INVALID_ARN"):
+        "AWS managed policies live in the account 'aws' (arn:aws:iam::aws:policy/...), which parliament's ARN check "
+        "does not know",
+    ("ImportLogs", "RESOURCE_MISMATCH"):
+        "parliament's definitions want '*' for logs:DescribeLogGroups; the DynamoDB developer guide's ImportTable "
+        "permissions (S3DataImport.Requesting.html) scope it to the log-group:/aws-dynamodb/* ARN",
+    ("ReplicaDrillImportLogs", "RESOURCE_MISMATCH"): "as for ImportLogs",
 }
 
 
@@ -169,6 +176,63 @@ def test_every_recorded_call_is_allowed_by_its_roles_policies(recorded):
     assert not refused, "calls the rendered policies would refuse:\n" + json.dumps(refused, indent=1, default=str)
 
 
+OBJECT_READS = {"GetObject", "HeadObject", "GetObjectRetention", "GetObjectLegalHold"}
+
+
+def read_objects(call: AwsCall) -> list[tuple[str, str]]:
+    """(bucket, key) of every object ``call`` reads: its own object, or the source of a copy."""
+    if call.service != "s3":
+        return []
+    if call.operation in OBJECT_READS:
+        return [(call.param("Bucket"), call.param("Key"))]
+    if call.operation in ("CopyObject", "UploadPartCopy"):
+        source = _copy_source_arn(call.param("CopySource")).removeprefix("arn:aws:s3:::")
+        bucket, _, key = source.partition("/")
+        return [(bucket, key)]
+    return []
+
+
+def list_problems(call: AwsCall, bucket: str, key: str) -> list[str]:
+    """Why the role behind ``call`` may not list ``key`` in ``bucket`` (s3:ListBucket with s3:prefix = the key)."""
+    config = _config(call.config)
+    role = _roles_of(config, call.conn_id)[0]
+    context = {"aws:securetransport": "true", "s3:prefix": key}
+    resource = f"arn:aws:s3:::{bucket}"
+    problems = []
+    identity = [is_allowed(resolved(r.policy, context, r.arn), "s3:ListBucket", resource)
+                for r in _roles_of(config, call.conn_id)]
+    if "allowed" not in identity:
+        problems.append(f"role {role.key}: {identity}")
+    if is_allowed(resolved(iam_policies.boundary_policy(config), context, role.arn), "s3:ListBucket",
+                  resource) != "allowed":
+        problems.append("permissions boundary")
+    policy = iam_policies.bucket_policies(config).get(bucket)
+    if _bucket_accounts(config).get(bucket, role.account_id) != role.account_id:
+        principal = Principal(role.arn, "role", role.account_id)
+        if policy is None or is_allowed(resolved(policy, context, role.arn), "s3:ListBucket", resource,
+                                        principal) != "allowed":
+            problems.append(f"cross-account: the policy of bucket {bucket}")
+    return problems
+
+
+@pytest.mark.aws
+@pytest.mark.airflow
+def test_every_object_read_may_also_list_its_key(recorded):
+    """S3 answers a read of a missing key with 404 only to a caller allowed s3:ListBucket on it, otherwise with
+    403 AccessDenied (API reference of GetObject and HeadObject, "Permissions"): every key a role reads must lie
+    under a prefix its ListBucket grant covers, so that a missing manifest or data file is a finding, never an
+    AccessDenied."""
+    unlisted = {}
+    for call in recorded:
+        if not call.config:
+            continue
+        for bucket, key in read_objects(call):
+            problems = list_problems(call, bucket, key)
+            if problems:
+                unlisted[f"{call.conn_id} {call.operation} s3://{bucket}/{key}"] = problems
+    assert not unlisted, "reads whose key the role may not list:\n" + json.dumps(unlisted, indent=1)
+
+
 @pytest.mark.aws
 @pytest.mark.airflow
 def test_every_role_made_calls_through_its_own_connection(recorded):
@@ -190,6 +254,8 @@ def used_permissions(calls: list[AwsCall]) -> dict[str, set[tuple[str, str]]]:
             continue
         for role in _roles_of(_config(call.config), call.conn_id):
             used[role.key].update(required_permissions(call, _config(call.config).region, role.account_id))
+            # a read needs ListBucket on its key too, or S3 hides a missing key behind 403
+            used[role.key].update(("s3:ListBucket", f"arn:aws:s3:::{bucket}") for bucket, _ in read_objects(call))
     return used
 
 
@@ -294,6 +360,25 @@ def test_config_switches_add_only_what_they_need():
     assert nightly["ReadReplicationConfig"]["Action"] == ["s3:GetReplicationConfiguration"]
     exports = iam_policies.bucket_policies(switched)[demo.backup_bucket.name]
     assert all("Condition" not in s for _, s in statements(exports) if s["Sid"] == "DenyGovernanceBypass")
+    # the governance bypass is never granted nor exempted, whatever the switches: enforcement reports that step
+    governance = switched.model_copy(update={
+        "backup_bucket": switched.backup_bucket.model_copy(update={"allow_governance": True})})
+    documents = [r.policy for r in iam_policies.roles(governance)] + list(
+        iam_policies.bucket_policies(governance).values())
+    assert not [s for doc in documents for _, s in statements(doc)
+                if s["Effect"] == "Allow" and "s3:BypassGovernanceRetention" in s["Action"]]
+    assert all("Condition" not in s for doc in iam_policies.bucket_policies(governance).values()
+               for _, s in statements(doc) if s["Sid"] == "DenyGovernanceBypass")
+
+
+def test_import_log_groups_are_described_only_under_aws_dynamodb():
+    """DescribeLogGroups scoped as in the DynamoDB developer guide's ImportTable example policy, not on '*'."""
+    config = load_config(DEMO)
+    for role in iam_policies.roles(config):
+        for sid, stmt in statements(role.policy):
+            if "logs:DescribeLogGroups" in stmt["Action"]:
+                expected = f"arn:aws:logs:{config.region}:{role.account_id}:log-group:/aws-dynamodb/*"
+                assert stmt["Resource"] == [expected], sid
 
 
 def test_scratch_table_delete_needs_the_drill_tag():

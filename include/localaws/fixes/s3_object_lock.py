@@ -14,9 +14,12 @@ moto 5.2.5 -> AWS:
   RetainUntilDate), ``NoSuchObjectLockConfiguration`` for a version without retention and ``InvalidRequest``
   for a bucket without Object Lock.
 * PutObjectRetention accepts anything and answers 500 for a missing key. AWS: COMPLIANCE retention cannot be
-  shortened, removed or changed to GOVERNANCE by anyone; GOVERNANCE retention can be shortened, removed or
-  weakened only with ``x-amz-bypass-governance-retention: true`` (AccessDenied otherwise); a missing key or
-  version -> NoSuchKey / NoSuchVersion.
+  shortened, removed or changed to GOVERNANCE by anyone; an active GOVERNANCE retention can be shortened, removed
+  or have its mode changed (also to COMPLIANCE) only with ``x-amz-bypass-governance-retention: true``
+  ("users can't ... alter its lock settings unless they have special permissions", object-lock.html, "Retention
+  modes"; AccessDenied otherwise), and only extended without it; a missing key or version -> NoSuchKey / NoSuchVersion.
+  A request carrying the bypass header is refused when the bucket policy denies ``s3:BypassGovernanceRetention``
+  (``fixes/s3_bucket_policy.py``), on PutObjectRetention and DeleteObject alike.
 * PutObjectLockConfiguration fails ``InvalidBucket: Bucket needs to be empty`` on a bucket holding objects. AWS
   lets the default retention be changed at any time (it applies to versions written afterwards).
 * GetObjectLockConfiguration reports ``Years: 0`` beside ``Days`` (and ``Days: 0`` beside ``Years``). AWS reports
@@ -44,6 +47,8 @@ from moto.s3.exceptions import (
     MissingVersion,
     S3ClientError,
 )
+
+from include.localaws.fixes.s3_bucket_policy import deny_bypass
 
 LOCK_HEADERS = ("x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date", "x-amz-object-lock-legal-hold")
 
@@ -107,6 +112,8 @@ def _patch_backend() -> None:
     def delete_object(self, bucket_name: str, key_name: str, version_id: str | None = None, bypass: Any = False):
         if isinstance(bypass, str):
             bypass = bypass.lower() == "true"
+        if bypass:
+            deny_bypass(self.get_bucket(bucket_name), key_name)
         return original_delete(self, bucket_name, key_name, version_id=version_id, bypass=bypass)
 
     models.S3Backend.put_object = put_object
@@ -182,13 +189,15 @@ def _put_object_retention(self: Any, key_name: str):
         raise MissingVersion() if version_id else MissingKey(key=key_name)
     retention = (xmltodict.parse(self.body).get("Retention") if self.body else None) or {}
     new_mode, new_until = retention.get("Mode"), retention.get("RetainUntilDate")
+    bypass = self.headers.get("x-amz-bypass-governance-retention", "").lower() == "true"
+    if bypass:
+        deny_bypass(bucket, key_name)
     if _active(key):
-        weaker = new_mode != key.lock_mode and key.lock_mode == "COMPLIANCE"
+        changed = new_mode != key.lock_mode
         shorter = new_until is None or _until(new_until) < _until(key.lock_until)
-        bypass = self.headers.get("x-amz-bypass-governance-retention", "").lower() == "true"
-        if key.lock_mode == "COMPLIANCE" and (weaker or shorter):
+        if key.lock_mode == "COMPLIANCE" and (changed or shorter):
             raise AccessDeniedByLock
-        if key.lock_mode == "GOVERNANCE" and (shorter or new_mode is None) and not bypass:
+        if key.lock_mode == "GOVERNANCE" and (shorter or changed) and not bypass:
             raise AccessDeniedByLock
     key.lock_mode, key.lock_until = new_mode, new_until
     response_headers = self._get_cors_headers_other()

@@ -45,7 +45,8 @@ class ReplicaOperator(BaseOperator):
 
     :param table: protected table name
     :param export: the export verification result (usually an XComArg): a dict with ``bucket``,
-        ``export_prefix`` and ``export_time``; replica retention is counted from ``export_time``
+        ``export_prefix`` and ``export_time``; replica retention is counted from ``export_time``; its
+        ``checksums`` (the SHA-256 of each object verified) spare the copy a read of the source
     :param mode: ``copy`` or ``verify``; default ``replica_bucket.mode`` from the config
     :param poll_seconds: verify mode: how often PENDING replicas are re-checked (deferred, no worker held)
 
@@ -113,6 +114,7 @@ class ReplicaOperator(BaseOperator):
             part_size=replica.part_size_mib * 1024 * 1024,
             source_account=config.accounts.source.account_id,
             backup_account=config.accounts.backup.account_id,
+            verified=self.export.get("checksums") or {},
         )
         if mode == "copy":
             result = copy_export(replicator, self.table, prefix)
