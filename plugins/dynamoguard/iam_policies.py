@@ -84,6 +84,8 @@ WHY: dict[str, str] = {
     "ImportLogs": "ImportTable finds and writes its error log in CloudWatch Logs (/aws-dynamodb/* log groups) with "
                   "the caller's permissions.",
     "WriteDrillRecords": "Writes the drill record (result, RTO, RPO) to the reports bucket.",
+    "NightlyFindings": "Reads and updates the findings (with summary and history) of the export verification, the "
+                       "weekly re-verification and the backup deadline check.",
     "DrillFindings": "Reads and updates the drill and scratch-sweep findings (with the drill summary and history).",
     # audit
     "ReadTrail": "Trail health: the trail's configuration, logging status and event selectors.",
@@ -273,6 +275,9 @@ def nightly_policy(config: Config) -> dict[str, Any]:
                   [arns.objects(bucket.name, arns.backup_prefix())]),
         statement("CheckBackupBucket", ["s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration"],
                   [arns.bucket(bucket.name)]),
+        statement("NightlyFindings", ["s3:GetObject", "s3:PutObject"],
+                  [arns.objects(config.reports_bucket.name, arns.reports(f"findings/{job}"))
+                   for job in ("export", "reverify_exports", "reverify_replicas", "deadline")]),
     ]
     if bucket.enforce_retention:  # never s3:BypassGovernanceRetention: object_lock.bypass_fix names that step
         statements.append(statement("EnforceRetention", ["s3:PutObjectRetention"],

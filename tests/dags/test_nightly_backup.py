@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from dynamoguard.exports import export_folder, iso_ms, list_exports, parse_time
+from dynamoguard.findings import FindingsStore
 
 pytestmark = [pytest.mark.aws, pytest.mark.airflow]
 
@@ -143,6 +144,15 @@ def test_full_run_exports_and_verifies_every_table(seeded, airflow_db, write_con
             AssetModel.uri == "dynamoguard://exports/orders").all()
         assert events and events[-1].extra["export_arn"] == results["orders.export"][1]["export_arn"]
     assert inbox() == []  # nothing failed, nothing notified
+    # the findings store holds each table's export summary and chart point for the posture page
+    store = FindingsStore(seeded.client("s3"), "dynamoguard-reports", "reports")
+    for table in tables:
+        ver = results[f"{table}.verify"][1]
+        state = store.load("export", table)
+        assert state["findings"] == []
+        assert state["summary"]["ok"] is True and state["summary"]["item_count"] == ver["item_count"]
+        assert state["summary"]["export_arn"] == ver["export_arn"]
+        assert state["history"][-1] == {"at": ver["export_time"], "items": ver["item_count"], "bytes": ver["bytes"]}
 
 
 def test_rerun_of_the_same_night_reuses_the_export_and_verification_catches_tampering(
@@ -170,6 +180,12 @@ def test_rerun_of_the_same_night_reuses_the_export_and_verification_catches_tamp
     assert message["Subject"] == "dynamoguard FAILED: dynamodb_nightly_backup.customers.verify"
     assert "failed verification with 1 problem(s)" in message["Message"]
     assert f"unexpected_file: {folder}data/planted.json.gz" in message["Message"]
+    # the problem is an open finding of the table's export, with the object as its resource
+    state = FindingsStore(seeded.client("s3"), "dynamoguard-reports", "reports").load("export", "customers")
+    [finding] = state["findings"]
+    assert (finding["check"], finding["severity"], finding["status"]) == ("unexpected_file", "high", "open")
+    assert finding["resource"] == f"s3://dynamoguard-exports/{folder}data/planted.json.gz"
+    assert state["summary"]["ok"] is False
 
 
 def test_backfill_two_nights_gives_two_dated_exports(seeded, airflow_db, write_config):

@@ -243,6 +243,7 @@ class VerifyDynamoDBExportOperator(BaseOperator):
         )
         for problem in result.problems:
             self.log.error("Problem: %s", problem)
+        self._report(context, config, record, result)
         if not result.ok:
             context["ti"].xcom_push(key="verification", value=record)
             shown = "\n".join(f"  - {p}" for p in record["problems"][:20])
@@ -256,3 +257,38 @@ class VerifyDynamoDBExportOperator(BaseOperator):
             if isinstance(asset, Asset):
                 context["outlet_events"][asset].extra = summary
         return record
+
+    def _report(self, context, config, record: dict[str, Any], result) -> None:
+        """Store this verification's findings (each problem, and an item-count drop against the previous
+        verified export) with the table's export summary and chart point."""
+        from dynamoguard.findings import Finding, FindingsStore, RunRef
+        from dynamoguard.trend import item_count_drop, previous_export
+
+        reports = config.reports_bucket
+        store = FindingsStore(_client(config, "s3"), reports.name, reports.prefix)
+        history = store.load("export", self.table).get("history", [])
+        verified = [{"export_time": p["at"], "item_count": p.get("items"), "bytes": p.get("bytes")} for p in history]
+        findings = [
+            Finding(job="export", check=p.code, severity="high", table=self.table,
+                    resource=f"s3://{record['bucket']}/{p.key}" if p.key else f"table/{self.table}",
+                    title=f"{self.table}: export {record['export_time']} failed verification: {p.code} ({p.key})",
+                    evidence={"export_arn": record["export_arn"], "export_time": record["export_time"],
+                              "object": p.key, "found": p.detail})
+            for p in result.problems
+        ]
+        drop = item_count_drop(self.table, previous_export(verified, record["export_time"]), record,
+                               max_drop_percent=config.nightly.max_item_drop_percent)
+        if drop is not None:
+            findings.append(drop)
+        summary = {k: record.get(k) for k in ("export_arn", "export_time", "item_count", "bytes", "files")}
+        summary.update(checks_passed=len(record.get("checks_passed") or []), ok=result.ok)
+        point = {"at": record["export_time"], "items": record["item_count"], "bytes": record["bytes"]} \
+            if result.ok else None
+        changes = store.record("export", self.table, findings, RunRef.from_context(context), summary=summary,
+                               history_point=point)
+        if result.ok and changes.alerts:  # a failed verification is notified with its problems by the failure
+            from dynamoguard.findings import alert_lines
+            from dynamoguard.notify import notify
+
+            notify(config, f"dynamoguard export: {len(changes.alerts)} new finding(s) for {self.table}",
+                   "\n".join(alert_lines(changes.alerts) + [f"Run: {RunRef.from_context(context).url}"]))
