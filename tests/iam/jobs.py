@@ -62,6 +62,7 @@ def run_all(endpoint: str) -> dict[str, str]:
         except Exception as error:  # reported, and the role's missing calls fail the proof
             results[name] = f"error: {str(error)[:500]}"
     results["replica-again"] = _replicate_again(dag_runs.get("nightly"))
+    results["unlisted-policies"] = _fetch_unlisted_policies(endpoint)
     from dynamoguard.config import load_config
     from dynamoguard.notify import notify
 
@@ -82,3 +83,30 @@ def _replicate_again(nightly) -> str:
         return f"ok {result.get('counts')}"
     except Exception as error:
         return f"error: {str(error)[:500]}"
+
+
+def _fetch_unlisted_policies(endpoint: str) -> str:
+    """The access review's fallback through both reviewers' connections: an attached managed policy that the
+    authorization-details listing left out is read with GetPolicy/GetPolicyVersion."""
+    import json
+
+    from dynamoguard import aws
+    from dynamoguard.access.collect import managed_policy_documents
+    from dynamoguard.config import load_config
+    from include.localaws.seed import backup_session, source_session
+
+    config = load_config()
+    document = json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]})
+    found = []
+    for session, conn_id in ((source_session(), config.access_review_conn_id),
+                             (backup_session(endpoint), config.accounts.backup.aws_conn_id)):
+        arn = session.client("iam", endpoint_url=endpoint).create_policy(
+            PolicyName="dynamoguard-iam-proof", PolicyDocument=document)["Policy"]["Arn"]
+        details = {"UserDetailList": [], "GroupDetailList": [], "Policies": [], "RoleDetailList": [
+            {"RoleName": "r", "AttachedManagedPolicies": [{"PolicyName": "dynamoguard-iam-proof", "PolicyArn": arn}]}]}
+        try:
+            found += list(managed_policy_documents(aws.client(conn_id, "iam", config.region), details))
+        except Exception as error:  # reported: the reviewer role's missing calls fail the proof
+            return f"error: {str(error)[:500]}"
+    return f"ok {found}"
