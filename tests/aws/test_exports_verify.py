@@ -159,6 +159,12 @@ def test_a_correct_export_passes_every_check(s3):
     assert result.bytes == sum(len(b) for b in export.data.values())
     assert result.data_keys == list(export.data)
     assert len(result.object_keys) == 8  # _started, 2 manifests, 2 .md5, 3 data files
+    # the SHA-256 of every object read whole, computed in the same pass, for the replica step
+    assert set(result.checksums) == set(result.object_keys) - {export.folder + "_started"}
+    for key, body in export.data.items():
+        head = s3.head_object(Bucket=BUCKET, Key=key)
+        assert result.checksums[key] == {"etag": head["ETag"].strip('"'),
+                                         "sha256": base64.b64encode(hashlib.sha256(body).digest()).decode()}
     record = result.to_dict()
     assert record["ok"] and record["export_prefix"] == export.folder and record["problems"] == []
     assert json.loads(json.dumps(record)) == record

@@ -191,6 +191,31 @@ def test_large_object_is_copied_in_parts_and_compared(estate):
     assert again.ok and again.counts["skipped"] == 1, again.summary()
 
 
+def test_copy_with_the_verified_checksums_is_one_request_per_object_and_still_compared(estate):
+    """The SHA-256 the export verification computed is what each copy is compared with: no read of the source
+    (except _started, which the verification does not read), and a copy that does not match it is reported."""
+    source = estate.client("s3")
+    objects = make_export(source)
+    etags = {o.key: o.etag for o in list_objects(source, SOURCE, PREFIX)}
+    verified = {k: {"etag": etags[k], "sha256": _sha256(b)} for k, b in objects.items() if not k.endswith("_started")}
+    reads = []
+    source.meta.events.register("before-parameter-build.s3.GetObject", lambda params, **_: reads.append(params["Key"]))
+    rep = Replicator(source_s3=source, backup_s3=estate.client("s3", account="backup"), source_bucket=SOURCE,
+                     replica_bucket=REPLICA, lock=LockPolicy.from_export_time("COMPLIANCE", 35, EXPORT_TIME),
+                     max_workers=8, source_account="111111111111", backup_account="222222222222", verified=verified)
+    result = copy_export(rep, "orders", PREFIX)
+    assert result.ok and result.counts["copied"] == len(objects), result.summary()
+    assert reads == [f"{PREFIX}_started"]
+
+    other = PREFIX.replace(EXPORT_ID, "01764300000001-a1b2c3d4")
+    objects = make_export(source, data_files=1, prefix=other)
+    etags = {o.key: o.etag for o in list_objects(source, SOURCE, other)}
+    wrong = f"{other}data/file000.json.gz"
+    rep.verified = {wrong: {"etag": etags[wrong], "sha256": _sha256(b"what the verification read")}}
+    result = copy_export(rep, "orders", other)
+    assert [(f.kind, f.key) for f in result.findings] == [("different", wrong)]
+
+
 def inject_conflicts(estate, key: str, count: int) -> None:
     body = json.dumps({"bucket": REPLICA, "key": key, "count": count, "account": "222222222222"}).encode()
     request = urllib.request.Request(f"{estate.endpoint}/_localaws/s3/conflicts", data=body, method="POST",
