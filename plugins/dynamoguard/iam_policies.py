@@ -84,6 +84,12 @@ WHY: dict[str, str] = {
     "ImportLogs": "ImportTable finds and writes its error log in CloudWatch Logs (/aws-dynamodb/* log groups) with "
                   "the caller's permissions.",
     "WriteDrillRecords": "Writes the drill record (result, RTO, RPO) to the reports bucket.",
+    "ListNightlyFindings": "A finding scope not recorded yet reads as 404 (NoSuchKey), not 403, only for a caller "
+                           "that may list its key.",
+    "ListExportVersions": "Weekly re-verification: the version history of every export object (overwrite and "
+                          "delete attempts the lock kept the original from).",
+    "ListReplicaVersions": "Weekly re-verification of the replica bucket: the version history of every replica.",
+    "ListDrillFindings": "A drill finding scope not recorded yet reads as 404 (NoSuchKey), not 403.",
     "NightlyFindings": "Reads and updates the findings (with summary and history) of the export verification, the "
                        "weekly re-verification and the backup deadline check.",
     "DrillFindings": "Reads and updates the drill and scratch-sweep findings (with the drill summary and history).",
@@ -245,6 +251,10 @@ class Arns:
         return [f"{base}{account}/" for account in audit.accounts] or [base]
 
 
+NIGHTLY_JOBS = ("export", "reverify_exports", "reverify_replicas", "deadline")  # findings kept by the nightly role
+DRILL_JOBS = ("drill", "drill_sweep")
+
+
 def _prefix_condition(prefixes: list[str]) -> dict[str, Any] | None:
     if "" in prefixes:
         return None  # the whole bucket
@@ -276,8 +286,11 @@ def nightly_policy(config: Config) -> dict[str, Any]:
         statement("CheckBackupBucket", ["s3:GetBucketVersioning", "s3:GetBucketObjectLockConfiguration"],
                   [arns.bucket(bucket.name)]),
         statement("NightlyFindings", ["s3:GetObject", "s3:PutObject"],
-                  [arns.objects(config.reports_bucket.name, arns.reports(f"findings/{job}"))
-                   for job in ("export", "reverify_exports", "reverify_replicas", "deadline")]),
+                  [arns.objects(config.reports_bucket.name, arns.reports(f"findings/{job}")) for job in NIGHTLY_JOBS]),
+        statement("ListNightlyFindings", ["s3:ListBucket"], [arns.bucket(config.reports_bucket.name)],
+                  _prefix_condition([arns.reports(f"findings/{job}") for job in NIGHTLY_JOBS])),
+        statement("ListExportVersions", ["s3:ListBucketVersions"], [arns.bucket(bucket.name)],
+                  _prefix_condition([arns.backup_prefix()])),
     ]
     if bucket.enforce_retention:  # never s3:BypassGovernanceRetention: object_lock.bypass_fix names that step
         statements.append(statement("EnforceRetention", ["s3:PutObjectRetention"],
@@ -309,6 +322,8 @@ def backup_policy(config: Config) -> dict[str, Any]:
                   replica_objects),
         statement("WriteReplicas", ["s3:PutObject", "s3:PutObjectRetention", "s3:AbortMultipartUpload"],
                   replica_objects),
+        statement("ListReplicaVersions", ["s3:ListBucketVersions"], [arns.bucket(replica)],
+                  _prefix_condition([arns.backup_prefix()])),
         statement("ReadReplicaBucketPolicy", ["s3:GetBucketPolicy"], [arns.bucket(replica)]),
         *([statement("ReadReplicaOwnership", ["s3:GetBucketOwnershipControls"], [arns.bucket(replica)])]
           if config.replica_bucket.mode == "verify" else []),
@@ -343,8 +358,9 @@ def drill_policy(config: Config) -> dict[str, Any]:
         statement("WriteDrillRecords", ["s3:PutObject"],
                   [arns.objects(config.reports_bucket.name, arns.reports("drills"))]),
         statement("DrillFindings", ["s3:GetObject", "s3:PutObject"],
-                  [arns.objects(config.reports_bucket.name, arns.reports(f"findings/{job}"))
-                   for job in ("drill", "drill_sweep")]),
+                  [arns.objects(config.reports_bucket.name, arns.reports(f"findings/{job}")) for job in DRILL_JOBS]),
+        statement("ListDrillFindings", ["s3:ListBucket"], [arns.bucket(config.reports_bucket.name)],
+                  _prefix_condition([arns.reports(f"findings/{job}") for job in DRILL_JOBS])),
     ])
 
 
