@@ -49,6 +49,7 @@ class LocalAws:
 
     def __init__(self, endpoint: str):
         self.endpoint = endpoint
+        self.defaults = self.settings()
 
     def client(self, service: str, account: str = "source", **kwargs):
         from include.localaws.seed import backup_session, source_session
@@ -57,7 +58,20 @@ class LocalAws:
         return session.client(service, endpoint_url=self.endpoint, **kwargs)
 
     def reset(self) -> None:
+        """Forget every resource and put the run-time settings back to their values at session start."""
         emulator.reset(self.endpoint)
+        self.settings(**self.defaults)
+
+    def settings(self, **values) -> dict:
+        """Read (no arguments) or change the emulator's run-time settings (``/_localaws/config``)."""
+        import json
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.endpoint}/_localaws/config", method="POST" if values else "GET",
+                                         data=json.dumps(values).encode() if values else None,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
     def seed(self, config=None) -> dict:
         from include.localaws.seed import seed
