@@ -7,7 +7,7 @@ each, one of 20 shared managed policies attached, a boundary on half of them; tr
 Lambda, EC2 (with an instance profile), the account or another role), ``--users`` users in 10 groups;
 about one statement in six is an IAM/STS/PassRole statement (assume, pass, attach, access keys), some on
 the principal itself. The demo config's 3 tables (one with a resource policy) and 2 buckets (one with a
-bucket policy). Then, in one run, times :func:`dynamodb.access.review.run_review` direct-only (as before
+bucket policy). Then, in one run, times :func:`dynamoguard.access.review.run_review` direct-only (as before
 escalation existed) and with escalation (the graph, paths, findings, report, diff against the
 direct-only report), and the HTML rendering. Reports wall and CPU seconds and peak RSS. No AWS calls:
 collection time is bounded by IAM's paging (100 items per call) and is not measured here.

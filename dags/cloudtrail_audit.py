@@ -23,13 +23,13 @@ re-audits past hours and overwrites their reports with identical ones.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from dynamoguard.config import load_config
-from dynamoguard.notify import failure_notifier
+from dynamoguard.dagdefaults import START_DATE, default_args, tags
 from dynamoguard.operators.audit import (
     AuditPlanOperator,
     AuditReportOperator,
@@ -42,17 +42,12 @@ config = load_config()
 with DAG(
     dag_id="cloudtrail_audit",
     schedule=CronDataIntervalTimetable(config.audit.schedule, timezone="UTC"),
-    start_date=datetime(2026, 1, 1),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=4,
     doc_md=__doc__,
-    tags=["cloudtrail", "audit", "security"],
-    default_args={
-        "owner": "dynamoguard",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=2),
-        "on_failure_callback": failure_notifier(config),
-    },
+    tags=tags("cloudtrail", "audit", "security"),
+    default_args=default_args(config),
 ):
     health = TrailHealthOperator(task_id="trail_health")
     settle = TimeDeltaSensor(task_id="settle", delta=timedelta(minutes=config.audit.settle_minutes), deferrable=True)

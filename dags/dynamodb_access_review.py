@@ -27,12 +27,10 @@ resource). New critical/high findings are sent to `notifications.sns_topic_arn`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-
 from airflow.sdk import DAG
 
 from dynamoguard.config import load_config
-from dynamoguard.notify import failure_notifier
+from dynamoguard.dagdefaults import START_DATE, default_args, tags
 from dynamoguard.operators.access import AccessReviewOperator, AccessSnapshotOperator
 
 config = load_config()
@@ -40,13 +38,12 @@ config = load_config()
 with DAG(
     dag_id="dynamodb_access_review",
     schedule=config.access_review.schedule,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["dynamoguard", "access-review", "iam"],
-    default_args={"owner": "dynamoguard", "retries": 2, "retry_delay": timedelta(minutes=2),
-                  "on_failure_callback": failure_notifier(config)},
+    tags=tags("access-review", "iam"),
+    default_args=default_args(config),
 ):
     snapshots = {account: AccessSnapshotOperator(task_id=f"collect_{account}", account=account).output
                  for account in ("source", "backup")}

@@ -14,12 +14,12 @@ and table in the findings store (`s3://<reports_bucket>/<prefix>/findings/<job>/
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from airflow.sdk import DAG
 
 from dynamoguard.config import load_config
-from dynamoguard.notify import failure_notifier
+from dynamoguard.dagdefaults import START_DATE, default_args, tags
 from dynamoguard.operators.deadlines import BackupDeadlineOperator
 
 config = load_config()
@@ -27,12 +27,11 @@ config = load_config()
 with DAG(
     dag_id="dynamodb_backup_deadlines",
     schedule=config.nightly.deadline_check_schedule,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["dynamoguard", "backup", "deadline"],
-    default_args={"owner": "dynamoguard", "retries": 2, "retry_delay": timedelta(minutes=2),
-                  "on_failure_callback": failure_notifier(config)},
+    tags=tags("backup", "deadline"),
+    default_args=default_args(config),
 ):
     BackupDeadlineOperator(task_id="check_deadlines", execution_timeout=timedelta(minutes=15))

@@ -51,13 +51,13 @@ AWS-side, the drill's connection (`drills.aws_conn_id`) may only touch tables na
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from airflow.sdk import DAG, Param, task_group
 
 from dynamoguard.config import load_config
+from dynamoguard.dagdefaults import START_DATE, default_args, tags
 from dynamoguard.drills import sources
-from dynamoguard.notify import failure_notifier
 from dynamoguard.operators.drills import (
     DrillCleanupOperator,
     DrillPlanOperator,
@@ -73,13 +73,12 @@ TABLES = config.table_names
 with DAG(
     dag_id="dynamodb_restore_drill",
     schedule=config.drills.schedule,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=4,
     doc_md=__doc__,
-    tags=["dynamoguard", "dynamodb", "restore-drill"],
-    default_args={"owner": "dynamoguard", "retries": 1, "retry_delay": timedelta(seconds=30),
-                  "on_failure_callback": failure_notifier(config)},
+    tags=tags("dynamodb", "restore-drill"),
+    default_args=default_args(config, retries=1, retry_delay=timedelta(seconds=30)),
     params={
         "table": Param(TABLES[0], type="string", enum=TABLES, title="Table",
                        description="The protected table to restore."),

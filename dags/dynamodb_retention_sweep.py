@@ -22,12 +22,12 @@ Findings are stored per table, new critical/high ones alerted; the task fails wh
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from airflow.sdk import DAG
 
 from dynamoguard.config import load_config
-from dynamoguard.notify import failure_notifier
+from dynamoguard.dagdefaults import START_DATE, default_args, tags
 from dynamoguard.operators.object_lock import ObjectLockSweepOperator
 from dynamoguard.operators.reverify import ReverifyExportsOperator, ReverifyReplicasOperator
 
@@ -36,17 +36,12 @@ config = load_config()
 with DAG(
     dag_id="dynamodb_retention_sweep",
     schedule=config.backup_bucket.sweep_schedule,
-    start_date=datetime(2026, 1, 1),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["dynamodb", "backup", "object-lock"],
-    default_args={
-        "owner": "dynamoguard",
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "on_failure_callback": failure_notifier(config),
-    },
+    tags=tags("dynamodb", "backup", "object-lock"),
+    default_args=default_args(config, retry_delay=timedelta(minutes=5)),
 ):
     ObjectLockSweepOperator(task_id="sweep_retention", execution_timeout=timedelta(hours=6))
     ReverifyExportsOperator(task_id="reverify_exports", execution_timeout=timedelta(hours=6))

@@ -197,6 +197,13 @@ class AccessReview(_Strict):
     allowed_principals: list[str] = Field(default_factory=list)
 
 
+class Tasks(_Strict):
+    """Retry policy of every job's tasks (the nightly backup has its own in ``nightly``)."""
+
+    retries: int = Field(2, ge=1)  # >= 1 also covers Airflow's deferral race (apache/airflow#72716)
+    retry_delay_seconds: int = Field(120, ge=1)
+
+
 class Config(_Strict):
     """The whole protected estate."""
 
@@ -206,6 +213,7 @@ class Config(_Strict):
     replica_bucket: ReplicaBucket
     reports_bucket: ReportsBucket
     notifications: Notifications = Field(default_factory=Notifications)
+    tasks: Tasks = Field(default_factory=Tasks)
     nightly: Nightly = Field(default_factory=Nightly)
     tables: list[Table] = Field(min_length=1)
     drills: Drills = Field(default_factory=Drills)
