@@ -17,6 +17,7 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 
 from dynamoguard.access.evaluate import Principal, PrincipalPolicies
+from dynamoguard.aws import error_code
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def table_policy(ddb, table_arn: str) -> dict[str, Any] | None:
     try:
         return policy_document(ddb.get_resource_policy(ResourceArn=table_arn)["Policy"])
     except ClientError as error:
-        if error.response["Error"]["Code"] == "PolicyNotFoundException":
+        if error_code(error) == "PolicyNotFoundException":
             return None
         raise
 
@@ -98,7 +99,7 @@ def bucket_policy(s3, bucket: str) -> dict[str, Any] | None:
     try:
         return policy_document(s3.get_bucket_policy(Bucket=bucket)["Policy"])
     except ClientError as error:
-        if error.response["Error"]["Code"] == "NoSuchBucketPolicy":
+        if error_code(error) == "NoSuchBucketPolicy":
             return None
         raise
 

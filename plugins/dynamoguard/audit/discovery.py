@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from dynamoguard.timeutil import iso, parse_time
+
 LOG_KEY = re.compile(
     r"(?P<account>\d{12})_CloudTrail_(?P<region>[a-z0-9-]+)_(?P<ts>\d{8}T\d{4}Z)_[A-Za-z0-9]+\.json\.gz$")
 DIGEST_KEY = re.compile(
@@ -48,14 +50,6 @@ class Unit:
     @classmethod
     def hour(cls, account: str, region: str, start: datetime) -> Unit:
         return cls(account, region, start, start + timedelta(hours=1))
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
 def hours(start: datetime, end: datetime) -> Iterator[datetime]:

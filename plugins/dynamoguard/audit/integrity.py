@@ -37,6 +37,8 @@ from botocore.exceptions import ClientError
 from dynamoguard.audit import discovery
 from dynamoguard.audit.findings import Finding
 from dynamoguard.audit.reader import UnreadableLog, iter_gunzip
+from dynamoguard.aws import error_code
+from dynamoguard.timeutil import parse_time
 
 _MISSING = ("NoSuchKey", "404", "NotFound", "NoSuchVersion")
 
@@ -95,7 +97,7 @@ def _get(s3, bucket: str, key: str) -> dict | None:
     try:
         return s3.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error.response["Error"]["Code"] in _MISSING:
+        if error_code(error) in _MISSING:
             return None
         raise
 
@@ -222,11 +224,11 @@ class DigestValidator:
             findings.append(_finding("digest-signature-invalid", "Digest file is not signed", location, unit,
                                      log_key=key))
             return
-        start = discovery.parse_time(digest["digestStartTime"])
-        end = discovery.parse_time(digest["digestEndTime"])
+        start = parse_time(digest["digestStartTime"])
+        end = parse_time(digest["digestEndTime"])
         generated = metadata.get("backfill-generation-timestamp")
         if is_backfill(key) and generated:  # signed with a key valid when it was generated
-            start = discovery.parse_time(generated) - timedelta(hours=1)
+            start = parse_time(generated) - timedelta(hours=1)
             end = start + timedelta(hours=2)
         der = self._public_key(unit.region, digest.get("digestPublicKeyFingerprint"), start, end)
         if der is None:
@@ -267,8 +269,8 @@ class DigestValidator:
 
     def _unlisted_logs(self, digest: dict, unit: discovery.Unit) -> list[Finding]:
         """Log files delivered well inside the digest's period that it does not list (added afterwards)."""
-        start = discovery.parse_time(digest["digestStartTime"])
-        end = discovery.parse_time(digest["digestEndTime"])
+        start = parse_time(digest["digestStartTime"])
+        end = parse_time(digest["digestEndTime"])
         listed = {e.get("s3Object") for e in digest.get("logFiles") or () if isinstance(e, dict)}
         # Key timestamps have minute precision: skip the boundary minutes, which may belong to a neighbour.
         lo, hi = start + timedelta(minutes=1), end - timedelta(minutes=1)

@@ -19,8 +19,9 @@ from datetime import datetime
 
 import orjson
 
-from dynamoguard.audit.discovery import Unit, iso
+from dynamoguard.audit.discovery import Unit
 from dynamoguard.audit.findings import ALERT_SEVERITIES, Finding, count_by_severity, headline, sort_key
+from dynamoguard.timeutil import iso
 
 _STAMP = "%Y%m%dT%H%MZ"
 

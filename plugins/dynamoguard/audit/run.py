@@ -16,6 +16,7 @@ from dynamoguard.audit.findings import Finding, count_by_severity
 from dynamoguard.audit.health import trail_health
 from dynamoguard.audit.integrity import DigestValidator
 from dynamoguard.audit.reader import audit_objects
+from dynamoguard.timeutil import iso
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ def audit_unit(config, unit: Unit, start: datetime, end: datetime, logs_s3, repo
     report.write_part(reports_s3, config.reports_bucket.name, key, unit, counts, findings)
     summary = {"unit": unit.to_dict(), "part_key": key, "counts": counts,
                "by_severity": count_by_severity(findings)}
-    log.info("Audited %s %s %s: %s; findings %s", unit.account, unit.region, discovery.iso(unit.start),
+    log.info("Audited %s %s %s: %s; findings %s", unit.account, unit.region, iso(unit.start),
              counts, summary["by_severity"])
     return summary
 
