@@ -37,7 +37,7 @@ def attack(seeded) -> None:
 
 
 def test_attack_recorded_by_the_emulator_is_found_by_the_audit_dag(seeded, airflow_db):
-    from tests.aws.test_audit_dag import audit_dag
+    from tests.dags.test_audit_dag import audit_dag
 
     flush_trail(seeded.endpoint)  # the seed's own calls, delivered now, outside the audited hour
     attack(seeded)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-pytestmark = pytest.mark.aws
+pytestmark = [pytest.mark.aws, pytest.mark.airflow]
 
 UTC = timezone.utc
 BUCKET = "dynamoguard-exports"  # the seeded backup bucket: Object Lock, COMPLIANCE 35 days
