@@ -19,7 +19,8 @@ from dynamoguard.findings import ACCOUNT_SCOPE, ALERT_SEVERITIES, SEVERITIES, Fi
 from dynamoguard.timeutil import iso, parse_time
 
 CELLS = ("export", "object_lock", "replica", "drill", "audit", "access")
-JOBS = ("export", "object_lock", "replica", "drill", "drill_sweep", "audit", "access", "incremental", "reverify")
+JOBS = ("export", "object_lock", "object_lock_sweep", "replica", "drill", "drill_sweep", "audit", "access",
+        "incremental", "reverify")
 GREEN, AMBER, RED = "green", "amber", "red"
 _WORST = {GREEN: 0, AMBER: 1, RED: 2}
 
@@ -197,11 +198,13 @@ def _checked_cell(state: Mapping[str, Any] | None, now: datetime, *, never: str,
                  open=counts)
 
 
-def object_lock_cell(state, now):
+def object_lock_cell(state, now, sweep_state=None):
+    """The nightly check of the last export, and the open findings of the weekly sweep of every retained export."""
     summary = (state or {}).get("summary") or {}
     objects = summary.get("objects", summary.get("checked"))
     ok = f"all {objects} objects locked" if objects is not None else "every object locked"
-    return _checked_cell(state, now, never="Object Lock not checked yet", ok=ok)
+    return _checked_cell(state, now, never="Object Lock not checked yet", ok=ok,
+                         extra=(sweep_state or {}).get("findings", []), account_state=sweep_state)
 
 
 def replica_cell(state, now):
@@ -332,7 +335,7 @@ def build(tables: Iterable[str], collected: Mapping[str, Any], now: datetime,
         mine = {job: states.get((job, table)) for job in JOBS}
         cells = {
             "export": export_cell(mine["export"], now),
-            "object_lock": object_lock_cell(mine["object_lock"], now),
+            "object_lock": object_lock_cell(mine["object_lock"], now, mine["object_lock_sweep"]),
             "replica": replica_cell(mine["replica"], now),
             "drill": drill_cell(mine["drill"], now),
             "audit": audit_cell(mine["audit"], account["audit"], table, now),
