@@ -17,7 +17,8 @@ re-audits past hours and overwrites their reports with identical ones.
    writes its part of the report.
 3. `report`: `findings.jsonl` + `summary.json` in the reports bucket under
    `<prefix>/cloudtrail_audit/<start>_<end>/`; summary with the top findings (rule, severity,
-   table, principal, object) in the log and XCom; notification on critical or high findings;
+   table, principal, object) in the log and XCom; the findings stored per table and account-wide
+   (job `audit`, with the trail-health gaps); notification on critical or high findings;
    fails if `audit.fail_on_high`, naming them.
 """
 

@@ -22,7 +22,8 @@ permissions boundary when `access_review.require_permission_boundary` is set.
 
 Output: `s3://<reports_bucket.name>/<reports_bucket.prefix>/access-review/<date>/report.json` and
 `report.html` (findings first, then the changes since the previous run, then a who-can-do-what matrix per
-resource). New critical/high findings are sent to `notifications.sns_topic_arn`.
+resource). The findings are stored per table and account-wide (job `access`) for the dynamoguard page.
+New critical/high findings are sent to `notifications.sns_topic_arn`.
 """
 
 from __future__ import annotations

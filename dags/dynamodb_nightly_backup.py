@@ -24,7 +24,9 @@ and one table failing does not stop the others:
    SHA-256 check in `copy` mode, or checked after S3 replication in `verify` mode (deferred while objects
    are PENDING, up to `replication_lag_minutes`). Missing, different or unlocked replicas fail the task.
 
-Any failure is published to `notifications.sns_topic_arn`. Each task's result is in XCom; the verify
+Every step from verify on stores the table's findings and a summary in the findings store (jobs `export`,
+`object_lock`, `replica`), which the dynamoguard page reads; a replica deleted in the backup account is copied
+again and reported. Any failure is published to `notifications.sns_topic_arn`. Each task's result is in XCom; the verify
 result carries `bucket`, `export_prefix`, `export_time`, `object_keys` for the steps that follow it.
 """
 

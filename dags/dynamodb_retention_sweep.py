@@ -10,7 +10,7 @@ tampering on old backups, which the nightly check (run once, right after each ex
 The listing is paged and streamed into a bounded pool of concurrent HEADs (`nightly.max_concurrency`).
 With `backup_bucket.enforce_retention` short retentions are extended (never shortened or downgraded).
 The task fails when any object violates the policy; the report (all violations counted, the first 20
-listed) is in the log and the XCom.
+listed) is in the log and the XCom, and each table's findings are stored (job `object_lock_sweep`).
 
 `reverify_exports` (source account) and `reverify_replicas` (backup account, the replica bucket)
 re-verify the content and version history of every export still under retention: original manifests

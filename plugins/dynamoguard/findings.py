@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -211,8 +211,13 @@ class FindingsStore:
 
     def record(self, job: str, scope: str, findings: Iterable[Finding], run: RunRef, *,
                summary: Mapping[str, Any] | None = None, history_point: Mapping[str, Any] | None = None,
-               succeeded: bool | None = None, now: datetime | None = None) -> Changes:
+               succeeded: bool | None = None, now: datetime | None = None,
+               carry: Callable[[list[dict[str, Any]]], Iterable[Finding]] | None = None) -> Changes:
         """Merge this run's ``findings`` of (job, scope) into the store; return what changed.
+
+        ``carry(stored findings)`` gives stored findings this run did not look at again and that stay open (the
+        audit's events of earlier intervals); it is applied to the state each write attempt read, so that a
+        concurrent run's findings are never lost.
 
         ``summary`` replaces the scope's summary (when given); ``history_point`` is appended to its history
         (bounded to :data:`HISTORY_POINTS`, one point per ``at`` value). The summary's ``last_run`` is this
@@ -229,7 +234,8 @@ class FindingsStore:
         key = self.key(job, scope)
         for _ in range(_WRITE_ATTEMPTS):
             state, etag = self._read(key)
-            merged, changes = merge(state.get("findings", []), findings, run, now)
+            seen = findings + list(carry(state.get("findings", []))) if carry else findings
+            merged, changes = merge(state.get("findings", []), seen, run, now)
             history = list(state.get("history", []))
             if history_point is not None:
                 at = history_point.get("at")

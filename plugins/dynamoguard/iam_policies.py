@@ -93,6 +93,13 @@ WHY: dict[str, str] = {
     "NightlyFindings": "Reads and updates the findings (with summary and history) of the export verification, the "
                        "weekly re-verification and the backup deadline check.",
     "DrillFindings": "Reads and updates the drill and scratch-sweep findings (with the drill summary and history).",
+    "CheckFindings": "Reads and updates the findings (with summary) of the Object Lock check and sweep and of the "
+                     "replica step.",
+    "ListCheckFindings": "An Object Lock or replica finding scope not recorded yet reads as 404 (NoSuchKey), not 403.",
+    "AuditFindings": "Reads and updates the CloudTrail audit's findings (with summary) per table and account-wide.",
+    "ListAuditFindings": "An audit finding scope not recorded yet reads as 404 (NoSuchKey), not 403.",
+    "AccessFindings": "Reads and updates the access review's findings (with summary) per table and account-wide.",
+    "ListAccessFindings": "An access finding scope not recorded yet reads as 404 (NoSuchKey), not 403.",
     # audit
     "ReadTrail": "Trail health: the trail's configuration, logging status and event selectors.",
     "ListTrailKeys": "Digest validation: CloudTrail's public keys (ListPublicKeys has no resource-level permission).",
@@ -253,6 +260,17 @@ class Arns:
 
 NIGHTLY_JOBS = ("export", "reverify_exports", "reverify_replicas", "deadline")  # findings kept by the nightly role
 DRILL_JOBS = ("drill", "drill_sweep")
+CHECK_JOBS = ("object_lock", "object_lock_sweep", "replica")  # findings kept by the nightly role's checks
+
+
+def _findings_statements(config: Config, sid: str, jobs: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``<sid>``: read and update the findings of ``jobs``; ``List<sid>``: list their keys (404, not 403)."""
+    arns = Arns(config)
+    folders = [arns.reports(f"findings/{job}") for job in jobs]
+    return [statement(sid, ["s3:GetObject", "s3:PutObject"],
+                      [arns.objects(config.reports_bucket.name, folder) for folder in folders]),
+            statement(f"List{sid}", ["s3:ListBucket"], [arns.bucket(config.reports_bucket.name)],
+                      _prefix_condition(folders))]
 
 
 def _prefix_condition(prefixes: list[str]) -> dict[str, Any] | None:
@@ -291,6 +309,7 @@ def nightly_policy(config: Config) -> dict[str, Any]:
                   _prefix_condition([arns.reports(f"findings/{job}") for job in NIGHTLY_JOBS])),
         statement("ListExportVersions", ["s3:ListBucketVersions"], [arns.bucket(bucket.name)],
                   _prefix_condition([arns.backup_prefix()])),
+        *_findings_statements(config, "CheckFindings", CHECK_JOBS),
     ]
     if bucket.enforce_retention:  # never s3:BypassGovernanceRetention: object_lock.bypass_fix names that step
         statements.append(statement("EnforceRetention", ["s3:PutObjectRetention"],
@@ -387,6 +406,7 @@ def audit_policy(config: Config) -> dict[str, Any]:
                   _prefix_condition([reports])),
         statement("WriteAuditReports", ["s3:PutObject", "s3:GetObject"],
                   [arns.objects(config.reports_bucket.name, reports)]),
+        *_findings_statements(config, "AuditFindings", ("audit",)),
     ]
     return document(statements)
 
@@ -402,6 +422,7 @@ def access_review_policy(config: Config) -> dict[str, Any]:
                   _prefix_condition([reports])),
         statement("WriteAccessReports", ["s3:PutObject", "s3:GetObject"],
                   [arns.objects(config.reports_bucket.name, reports)]),
+        *_findings_statements(config, "AccessFindings", ("access",)),
     ])
 
 

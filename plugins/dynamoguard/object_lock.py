@@ -60,6 +60,33 @@ OUTSIDE_EXPORT = "outside_export"
 
 WARNINGS = frozenset({GOVERNANCE_ALLOWED, OUTSIDE_EXPORT})
 NOTES = frozenset({LEGAL_HOLD, EXPORT_TIME_GUESSED})
+EXTENDED = "retention_extended"  # a short retention extended by enforcement (a repair, reported too)
+
+# Severity in the findings store (one scale for every job); a violation not listed here is high.
+STORE_SEVERITY = {LOCK_DISABLED: "critical", VERSIONING_NOT_ENABLED: "critical", GOVERNANCE_ALLOWED: "low",
+                  OUTSIDE_EXPORT: "low", EXPORT_TIME_GUESSED: "low", LEGAL_HOLD: "info", EXTENDED: "medium"}
+TITLES = {
+    LOCK_DISABLED: "Object Lock is not enabled on the backup bucket",
+    VERSIONING_NOT_ENABLED: "versioning is not enabled on the backup bucket",
+    NO_DEFAULT_RETENTION: "the backup bucket has no default retention",
+    NO_RETENTION: "backup object without Object Lock retention",
+    WEAKER_MODE: "retention mode weaker than the policy requires",
+    GOVERNANCE_ALLOWED: "GOVERNANCE retention (allowed by the config, weaker than COMPLIANCE)",
+    TOO_SHORT: "retention shorter than the policy requires",
+    MISSING: "backup object listed but gone",
+    NO_OBJECTS: "export folder without objects",
+    UNREADABLE: "Object Lock state unreadable",
+    NOT_EXTENDED: "short retention could not be extended",
+    LEGAL_HOLD: "legal hold on a backup object",
+    EXPORT_TIME_GUESSED: "export without manifest-summary.json (export time taken from its ExportId)",
+    OUTSIDE_EXPORT: "object outside any DynamoDB export",
+    EXTENDED: "short retention extended to the policy's minimum",
+}
+
+
+def store_severity(code: str) -> str:
+    """The findings-store severity of a finding code."""
+    return STORE_SEVERITY.get(code, "high")
 
 _EXPORT_ROOT = re.compile(r"^(?P<root>(?:.*/)?AWSDynamoDB/(?P<export_id>[^/]+)/)")
 _EXPORT_ID = re.compile(r"^(?P<millis>\d{13,14})-[0-9a-f]{8}$")
@@ -318,15 +345,22 @@ class Report:
     shown: dict[str, list[Finding]] = field(default_factory=lambda: {"violation": [], "warning": [], "note": []})
     changes: list[Change] = field(default_factory=list)
     changes_count: int = 0
+    # Also told every finding, change and object checked (``finding``, ``change``, ``checked`` methods):
+    # the operators keep each table's findings for the findings store through it.
+    listener: Any = None
 
     def add(self, finding: Finding) -> None:
         self.counts[finding.code] += 1
+        if self.listener is not None:
+            self.listener.finding(finding)
         kept = self.shown[finding.severity]
         if len(kept) < self.max_shown:
             kept.append(finding)
 
     def add_change(self, change: Change) -> None:
         self.changes_count += 1
+        if self.listener is not None:
+            self.listener.change(change)
         if len(self.changes) < self.max_shown:
             self.changes.append(change)
 
@@ -494,14 +528,16 @@ def scan(s3, bucket: str, items: Iterable[tuple[str, datetime]], policy: LockPol
         log.warning("S3 client pool has %s connections for %s threads; raise max_pool_connections",
                     pool_size, max_concurrency)
 
-    def work(key: str, required_until: datetime) -> tuple[list[Finding], Change | None]:
+    def work(key: str, required_until: datetime) -> tuple[str, list[Finding], Change | None]:
         try:
-            return _check_one(s3, bucket, key, required_until, policy, enforce, expected_owner)
+            return key, *_check_one(s3, bucket, key, required_until, policy, enforce, expected_owner)
         except Exception as error:  # never lose an object: an unexpected error is a finding
-            return [Finding(UNREADABLE, f"{key}: check failed ({type(error).__name__}: {error})", key=key)], None
+            return key, [Finding(UNREADABLE, f"{key}: check failed ({type(error).__name__}: {error})", key=key)], None
 
-    for findings, change in bounded_map(work, items, max_concurrency, thread_name_prefix="object-lock"):
+    for key, findings, change in bounded_map(work, items, max_concurrency, thread_name_prefix="object-lock"):
         report.objects_checked += 1
+        if report.listener is not None:
+            report.listener.checked(key)
         for finding in findings:
             report.add(finding)
         if change is not None:
@@ -526,13 +562,14 @@ def read_export_time(s3, bucket: str, root: str, expected_owner: str | None = No
 def check_export(s3, bucket: str, root: str, policy: LockPolicy, *, export_time: datetime | None = None,
                  max_concurrency: int = DEFAULT_CONCURRENCY, enforce: bool = False,
                  max_shown: int = DEFAULT_MAX_SHOWN, expected_owner: str | None = None,
-                 check_bucket_policy: bool = True) -> Report:
+                 check_bucket_policy: bool = True, listener: Any = None) -> Report:
     """Check the bucket and every object under one export's root (``.../AWSDynamoDB/<ExportId>/``).
 
-    ``export_time`` defaults to the ``exportTime`` in the export's manifest-summary.json.
+    ``export_time`` defaults to the ``exportTime`` in the export's manifest-summary.json; ``listener``: see
+    :class:`Report`.
     """
     root = root if root.endswith("/") else root + "/"
-    report = Report(bucket, policy, max_shown)
+    report = Report(bucket, policy, max_shown, listener=listener)
     if check_bucket_policy:
         for finding in check_bucket(s3, bucket, policy, expected_owner):
             report.add(finding)
@@ -561,14 +598,14 @@ def _fallback_export_time(root: str, report: Report) -> datetime:
 
 def sweep(s3, bucket: str, prefix: str, policy: LockPolicy, *, now: datetime | None = None,
           max_concurrency: int = DEFAULT_CONCURRENCY, enforce: bool = False, max_shown: int = DEFAULT_MAX_SHOWN,
-          expected_owner: str | None = None) -> Report:
+          expected_owner: str | None = None, listener: Any = None) -> Report:
     """Re-check every export under ``prefix`` whose retention period has not ended yet.
 
     The listing is streamed page by page; an export's time is read from its manifest-summary.json
     the first time one of its keys is seen (only the current export's time is kept).
     """
     now = _aware(now or datetime.now(timezone.utc))
-    report = Report(bucket, policy, max_shown)
+    report = Report(bucket, policy, max_shown, listener=listener)
     for finding in check_bucket(s3, bucket, policy, expected_owner):
         report.add(finding)
     prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""

@@ -3,10 +3,11 @@
 Both modes stream the listing of the export prefix in the source bucket (the next page is fetched while
 the current one is checked; memory stays flat however large the export) and check each object on a
 bounded thread pool. Copy mode merges it key by key with the listing of the same prefix in the replica
-bucket (so a fresh copy costs no HEAD); verify mode HEADs each replica. Every source object ends in
-exactly one outcome: ``copied``, ``skipped`` (replica already present, identical and locked), ``missing``,
-``different``, ``unlocked``, ``pending`` (verify mode: S3 still reports the replication PENDING) or
-``error`` (an AWS error, named).
+bucket's current versions (so a fresh copy costs no HEAD); verify mode HEADs each replica. Every source object
+ends in exactly one outcome: ``copied``, ``skipped`` (replica already present, identical and locked),
+``repaired`` (copy mode: the replica had been deleted - a delete marker was its current version - and was copied
+again), ``missing``, ``different``, ``unlocked``, ``pending`` (verify mode: S3 still reports the replication
+PENDING) or ``error`` (an AWS error, named).
 
 **copy**: the backup account's client copies server-side (``CopyObject``; ``UploadPartCopy`` above
 ``multipart_threshold``) from the source bucket, which must grant the backup role read access (see the
@@ -55,8 +56,9 @@ MAX_PARTS = 10_000
 MIN_PART = 5 * MiB
 MAX_FINDINGS = 200  # findings kept in full; the counts always cover every object
 
-OUTCOMES = ("copied", "skipped", "missing", "different", "unlocked", "pending", "error")
+OUTCOMES = ("copied", "skipped", "repaired", "missing", "different", "unlocked", "pending", "error")
 FAILING = ("missing", "different", "unlocked", "pending", "error")
+REPORTED = (*FAILING, "repaired")  # outcomes kept as findings: a repair is reported too
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,7 @@ class ReplicaResult:
     def add(self, outcome: str, key: str, detail: str = "") -> None:
         self.checked += 1
         self.counts[outcome] += 1
-        if outcome in FAILING and len(self.findings) < MAX_FINDINGS:
+        if outcome in REPORTED and len(self.findings) < MAX_FINDINGS:
             self.findings.append(Finding(outcome, key, detail))
 
     @property
@@ -127,7 +129,7 @@ class ReplicaResult:
         lines += [f"  replication configuration: {p}" for p in self.config_problems]
         lines += [f"  {f}" for f in self.findings]
         shown = len(self.findings)
-        total = sum(self.counts[k] for k in FAILING)
+        total = sum(self.counts[k] for k in REPORTED)
         if total > shown:
             lines.append(f"  ... and {total - shown} more findings")
         return "\n".join(lines)
@@ -146,6 +148,7 @@ class Listed:
     key: str
     size: int
     etag: str
+    deleted_by: str | None = None  # replica listing: the version id of the delete marker that is its current version
 
 
 def _etag(value: str | None) -> str:
@@ -157,6 +160,17 @@ def list_objects(s3, bucket: str, prefix: str) -> Iterator[Listed]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", ()):
             yield Listed(obj["Key"], obj["Size"], _etag(obj.get("ETag")))
+
+
+def list_replicas(s3, bucket: str, prefix: str) -> Iterator[Listed]:
+    """The current version of every key under ``prefix``, in key order, page by page: an object, or a delete
+    marker (``deleted_by``: a replica deleted in the backup account; Object Lock kept the version under it)."""
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        latest = [Listed(v["Key"], v["Size"], _etag(v.get("ETag"))) for v in page.get("Versions", ())
+                  if v.get("IsLatest")]
+        latest += [Listed(m["Key"], 0, "", deleted_by=m.get("VersionId") or "null")
+                   for m in page.get("DeleteMarkers", ()) if m.get("IsLatest")]
+        yield from sorted(latest, key=lambda listed: listed.key)
 
 
 def merge(source: Iterable[Listed], replica: Iterable[Listed]) -> Iterator[tuple[Listed, Listed | None]]:
@@ -372,8 +386,14 @@ class Replicator:
         return done.get("ChecksumSHA256") or self._head_replica(src.key).get("ChecksumSHA256")
 
     def copy_one(self, src: Listed, replica: Listed | None) -> tuple[str, str]:
-        if replica is not None:
+        if replica is not None and replica.deleted_by is None:
             return self.compare(src, self._head_replica(src.key))
+        outcome, detail = self._copy(src)
+        if replica is not None and outcome == "copied":
+            return "repaired", f"the replica had been deleted (delete marker {replica.deleted_by}); copied again"
+        return outcome, detail
+
+    def _copy(self, src: Listed) -> tuple[str, str]:
         ranges = self._ranges(src.size)
         digest = self.source_digest(src)
         try:
@@ -401,6 +421,9 @@ class Replicator:
         except ClientError as error:
             if _status(error) != 404:
                 raise
+            headers = error.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            if headers.get("x-amz-delete-marker") == "true":
+                return "missing", "the replica was deleted (a delete marker is its current version)"
         status = self.source_s3.head_object(Bucket=self.source_bucket, Key=src.key).get("ReplicationStatus")
         if status == "PENDING" and not pending_is_missing:
             return "pending", "ReplicationStatus PENDING"
@@ -412,7 +435,8 @@ class Replicator:
         """``check(source[, replica listing entry])`` for every source object under ``prefix``, concurrently."""
         sources = prefetch(list_objects(self.source_s3, self.source_bucket, prefix))
         if with_replicas:
-            items: Iterator[tuple] = merge(sources, prefetch(list_objects(self.backup_s3, self.replica_bucket, prefix)))
+            replicas = prefetch(list_replicas(self.backup_s3, self.replica_bucket, prefix))
+            items: Iterator[tuple] = merge(sources, replicas)
         else:
             items = ((src,) for src in sources)
 
@@ -426,7 +450,7 @@ class Replicator:
             return outcome, src.key, detail
 
         for outcome, key, detail in bounded_map(guarded, items, self.max_workers):
-            if outcome != "skipped" and outcome != "copied":
+            if outcome in REPORTED:
                 log.warning("%s: %s %s", outcome, key, detail)
             result.add(outcome, key, detail)
         return result
@@ -520,3 +544,47 @@ def verify_export(replicator: Replicator, table: str, prefix: str, pending_is_mi
     return replicator.run(result, prefix, lambda src: replicator.verify_one(src, pending_is_missing),
                           with_replicas=False)
 
+
+
+# Findings-store severity and title of each reported outcome (one scale for every job).
+STORE = {
+    "missing": ("high", "replica missing in the backup account"),
+    "different": ("high", "replica differs from the export object"),
+    "unlocked": ("high", "replica not locked as required"),
+    "pending": ("medium", "replication still pending"),
+    "error": ("medium", "replica could not be checked"),
+    "repaired": ("medium", "re-copied a replica object that had been deleted in the backup account"),
+}
+
+
+def store_findings(result: ReplicaResult) -> list:
+    """The result's findings in the findings-store shape (job ``replica``, the table's scope): each kept finding,
+    one per outcome counting those beyond :data:`MAX_FINDINGS`, and each replication configuration problem."""
+    from dynamoguard.findings import Finding as StoreFinding
+
+    def bucket_of(uri: str) -> str:
+        return "s3://" + uri.removeprefix("s3://").split("/", 1)[0]
+
+    findings = [StoreFinding(job="replica", check="replication_config", severity="high", table=result.table,
+                             resource=result.source, dedup=problem,
+                             title=f"{result.table}: S3 replication would not replicate the export as required",
+                             evidence={"found": problem, "mode": result.mode})
+                for problem in result.config_problems]
+    kept = {kind: 0 for kind in REPORTED}
+    for finding in result.findings:
+        kept[finding.kind] += 1
+        severity, title = STORE[finding.kind]
+        findings.append(StoreFinding(
+            job="replica", check=finding.kind, severity=severity, table=result.table,
+            resource=f"{bucket_of(result.replica)}/{finding.key}", title=f"{result.table}: {title} ({finding.key})",
+            evidence={"found": finding.detail, "mode": result.mode,
+                      "source": f"{bucket_of(result.source)}/{finding.key}"}))
+    for kind in REPORTED:
+        more = result.counts[kind] - kept[kind]
+        if more > 0:
+            severity, title = STORE[kind]
+            findings.append(StoreFinding(job="replica", check=kind, severity=severity, table=result.table,
+                                         resource=result.replica, dedup="more",
+                                         title=f"{result.table}: {more} more objects: {title}",
+                                         evidence={"more": more, "listed": kept[kind]}))
+    return findings

@@ -252,3 +252,45 @@ def test_report_task_notifies_and_fails_on_high_and_respects_fail_on_high(seeded
     summary = AuditReportOperator(task_id="report", units=[unit], health=[]).execute(context)
     assert summary["by_severity"]["critical"] == 1 and summary["alerting"] == 1
     assert summary["top_findings"][0]["rule"] == "ddb-delete-backup"
+
+
+def test_report_task_stores_findings_per_table_keeps_events_open_and_resolves_fixed_gaps(seeded, config, monkeypatch):
+    from dynamoguard.findings import ACCOUNT_SCOPE, FindingsStore
+    from dynamoguard.operators.audit import AuditReportOperator, AuditUnitOperator, TrailHealthOperator
+
+    lenient = config.model_copy(update={"audit": config.audit.model_copy(update={"fail_on_high": False})})
+    monkeypatch.setattr("dynamoguard.config.load_config", lambda *a, **k: lenient)
+    store = FindingsStore(seeded.client("s3"), config.reports_bucket.name, config.reports_bucket.prefix)
+    cloudtrail = seeded.client("cloudtrail")
+    deliver(seeded.endpoint, [event("DeleteBackup", backupArn=f"{config.table_arn('orders')}/backup/0170-a1",
+                                    n=7)], H + timedelta(minutes=12))
+
+    def audit(start):
+        context = {"data_interval_start": start, "data_interval_end": start + timedelta(hours=1)}
+        units = [AuditUnitOperator(task_id="audit_unit", unit=u).execute(context)
+                 for u in run.plan(config, start, start + timedelta(hours=1))]
+        health = TrailHealthOperator(task_id="trail_health").execute(context)
+        AuditReportOperator(task_id="report", units=units, health=health).execute(context)
+        opened = [[f for f in store.load("audit", scope)["findings"] if f["status"] == "open"]
+                  for scope in ("orders", ACCOUNT_SCOPE)]
+        return {f["check"]: f for f in opened[0]}, {f["title"]: f for f in opened[1]}
+
+    cloudtrail.stop_logging(Name=config.audit.trail_name)
+    orders, account = audit(H)
+    deleted = orders["ddb-delete-backup"]
+    assert deleted["severity"] == "critical" and deleted["table"] == "orders"
+    assert deleted["evidence"]["event_id"] == "00000000-0000-0000-0000-000000000007"
+    assert deleted["evidence"]["principal"] == "arn:aws:iam::111111111111:user/mallory"
+    assert deleted["evidence"]["interval"] == "2026-01-01T10:00:00Z/2026-01-01T11:00:00Z"
+    assert account["Trail is not logging"]["severity"] == "critical"
+    assert store.load("audit", "orders")["summary"]["findings"] == 1
+    assert store.load("audit", "customers")["findings"] == []  # a configured table without findings is recorded
+
+    cloudtrail.start_logging(Name=config.audit.trail_name)
+    orders, account = audit(H + timedelta(hours=1))  # the next hour: the event stays open, the fixed gap resolves
+    assert orders["ddb-delete-backup"]["id"] == deleted["id"] and "Trail is not logging" not in account
+    assert store.load("audit", "orders")["summary"]["findings"] == 0
+
+    orders, _ = audit(H + timedelta(days=8))  # a week past the event's hour
+    assert orders == {}
+    assert [f["status"] for f in store.load("audit", "orders")["findings"]] == ["resolved"]

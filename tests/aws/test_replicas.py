@@ -26,12 +26,15 @@ MiB = 1024 * 1024
 
 @pytest.fixture
 def estate(localaws):
-    """The two buckets of the demo estate: the locked exports bucket (readable by the backup role) and the
-    locked replica bucket in the backup account."""
+    """The buckets of the demo estate the replica step uses: the locked exports bucket (readable by the backup
+    role), the locked replica bucket in the backup account, the reports bucket (findings) and the alerts topic."""
+    from dynamoguard.config import load_config
     from include.localaws.connections import BACKUP_ROLE_ARN
-    from include.localaws.seed import create_locked_bucket, export_read_policy
+    from include.localaws.seed import create_bucket, create_locked_bucket, export_read_policy
 
     source = localaws.client("s3")
+    create_bucket(source, load_config().reports_bucket.name, versioned=True)
+    localaws.client("sns").create_topic(Name=load_config().notifications.sns_topic_arn.rsplit(":", 1)[1])
     create_locked_bucket(source, SOURCE, "COMPLIANCE", 35)
     source.put_bucket_policy(Bucket=SOURCE, Policy=json.dumps(export_read_policy(SOURCE, "exports", BACKUP_ROLE_ARN)))
     create_locked_bucket(localaws.client("s3", account="backup"), REPLICA, "COMPLIANCE", 35)

@@ -64,6 +64,55 @@ def test_a_tampered_replica_fails_the_task_naming_the_key_and_notifies(estate): 
     assert isinstance(callback, TaskFailureSnsNotifier)
 
 
+def _replica_state() -> dict:
+    from dynamoguard import aws
+    from dynamoguard.config import load_config
+    from dynamoguard.findings import FindingsStore
+
+    config = load_config()
+    s3 = aws.client(config.accounts.source.aws_conn_id, "s3", config.region)
+    return FindingsStore(s3, config.reports_bucket.name, config.reports_bucket.prefix).load("replica", "orders")
+
+
+def test_each_run_stores_the_tables_replica_findings_and_summary(estate):  # noqa: F811
+    objects = make_export(estate.client("s3"))
+    operator().execute({})
+    state = _replica_state()
+    assert state["findings"] == [] and state["summary"]["checked"] == state["summary"]["copied"] == len(objects)
+    assert state["summary"]["ok"] is True and state["summary"]["mode"] == "copy"
+
+    key = f"{PREFIX}manifest-files.json"
+    estate.client("s3", account="backup").put_object(Bucket=REPLICA, Key=key, Body=objects[key] + b"\n")
+    with pytest.raises(AirflowFailException):
+        operator().execute({})
+    state = _replica_state()
+    [finding] = [f for f in state["findings"] if f["status"] == "open"]
+    assert finding["check"] == "different" and finding["severity"] == "high" and finding["table"] == "orders"
+    assert finding["resource"] == f"s3://{REPLICA}/{key}" and "replica has" in finding["evidence"]["found"]
+    assert state["summary"]["ok"] is False and state["summary"]["different"] == 1
+
+
+def test_a_replica_deleted_in_the_backup_account_is_copied_again_and_reported(estate):  # noqa: F811
+    objects = make_export(estate.client("s3"))
+    operator().execute({})
+    key = f"{PREFIX}data/file000.json.gz"
+    backup = estate.client("s3", account="backup")
+    marker = backup.delete_object(Bucket=REPLICA, Key=key)["VersionId"]  # a delete marker over the locked copy
+
+    result = operator().execute({})
+    assert result["ok"] and result["repaired"] == 1 and result["skipped"] == len(objects) - 1
+    assert backup.get_object(Bucket=REPLICA, Key=key)["Body"].read() == objects[key]
+    state = _replica_state()
+    [finding] = [f for f in state["findings"] if f["status"] == "open"]
+    assert finding["check"] == "repaired" and finding["severity"] == "medium"
+    assert finding["title"] == (f"orders: re-copied a replica object that had been deleted in the backup account "
+                                f"({key})")
+    assert marker in finding["evidence"]["found"] and state["summary"]["repaired"] == 1
+
+    assert operator().execute({})["skipped"] == len(objects)  # nothing deleted since: the finding is resolved
+    assert [f["status"] for f in _replica_state()["findings"]] == ["resolved"]
+
+
 @pytest.mark.parametrize(("role_arn", "message"), [
     ("dynamoguard-backup", "cannot act in the backup account 222222222222: assuming the role"),
     ("arn:aws:iam::333333333333:role/dynamoguard-backup", "acts as arn:aws:sts::333333333333:assumed-role/"),

@@ -93,3 +93,39 @@ def test_dag_writes_reports_diffs_with_previous_run_and_notifies_new_high_findin
     assert "role/newcomer can now DeleteTable orders" in page
     [message] = received()
     assert "1 new high-severity" in message["Subject"] and "role/newcomer" in message["Message"]
+
+
+def test_review_stores_each_tables_findings_and_a_later_run_resolves_what_is_gone(seeded, airflow_db):
+    from dynamoguard.config import load_config
+    from dynamoguard.findings import ACCOUNT_SCOPE, FindingsStore
+
+    config = load_config()
+    store = FindingsStore(seeded.client("s3"), REPORTS, config.reports_bucket.prefix)
+    iam = seeded.client("iam")
+    iam.create_role(RoleName="newcomer", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))
+    iam.put_role_policy(RoleName="newcomer", PolicyName="drop", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Sid": "Drop", "Effect": "Allow", "Action": "dynamodb:DeleteTable",
+                                                "Resource": "arn:aws:dynamodb:us-east-1:111111111111:table/orders"}]}))
+    state, _ = run(access_dag(), 2)
+    assert state == "success"
+    newcomer = "arn:aws:iam::111111111111:role/newcomer"
+
+    def open_findings(scope):
+        return [f for f in store.load("access", scope)["findings"] if f["status"] == "open"]
+
+    [dropped] = [f for f in open_findings("orders") if f["evidence"]["principal"] == newcomer]
+    assert dropped["check"] == "unlisted_destructive" and dropped["severity"] == "high"
+    assert dropped["table"] == "orders" and dropped["evidence"]["statement"] == "Drop"
+    admin = [f for f in open_findings("orders") if f["evidence"]["principal"].endswith(":role/platform-admin")]
+    assert admin and all(f["evidence"]["policy"] for f in admin)  # the seeded over-broad admin
+    for scope in ("orders", "customers", ACCOUNT_SCOPE):
+        assert store.load("access", scope)["summary"]["report_json"] == "reports/access-review/2026-03-02/report.json"
+
+    iam.delete_role_policy(RoleName="newcomer", PolicyName="drop")
+    state, _ = run(access_dag(), 3)
+    assert state == "success"
+    assert not [f for f in open_findings("orders") if f["evidence"]["principal"] == newcomer]
+    [resolved] = [f for f in store.load("access", "orders")["findings"] if f["id"] == dropped["id"]]
+    assert resolved["status"] == "resolved"
+    assert store.load("access", ACCOUNT_SCOPE)["summary"]["report_json"].endswith("2026-03-03/report.json")

@@ -87,3 +87,70 @@ def test_check_operator_refuses_other_bucket_and_incomplete_input(seeded):
                "export_time": "2026-11-28T02:00:00Z"})
     with pytest.raises(AirflowFailException, match="export_time"):
         check({"bucket": BUCKET, "export_prefix": "x/AWSDynamoDB/1-a/"})
+
+
+def _store():
+    """The findings store, read through the source account's connection as the operators write it."""
+    from dynamoguard import aws
+    from dynamoguard.config import load_config
+    from dynamoguard.findings import FindingsStore
+
+    config = load_config()
+    s3 = aws.client(config.accounts.source.aws_conn_id, "s3", config.region)
+    return FindingsStore(s3, config.reports_bucket.name, config.reports_bucket.prefix)
+
+
+def _open(state):
+    return {f["check"]: f for f in state["findings"] if f["status"] == "open"}
+
+
+def test_check_operator_stores_each_tables_findings_and_a_clean_run_resolves_them(seeded):
+    from dynamoguard.notify import FindingsFailed
+
+    s3 = seeded.client("s3")
+    export_time = datetime.now(UTC) - timedelta(minutes=10)
+    good = {"table": "orders", "bucket": BUCKET, "export_prefix": write_export(s3, export_time),
+            "export_time": export_time.isoformat()}
+    check(good)
+    state = _store().load("object_lock", "orders")
+    assert state["findings"] == [] and state["summary"]["objects"] == 6 and state["summary"]["ok"] is True
+
+    short = write_export(s3, export_time, short_key="data/x1.json.gz")
+    with pytest.raises(FindingsFailed) as failure:
+        check({**good, "export_prefix": short})
+    assert [f["check"] for f in failure.value.findings] == ["retention_too_short"]
+    state = _store().load("object_lock", "orders")
+    finding = _open(state)["retention_too_short"]
+    assert finding["severity"] == "high" and finding["table"] == "orders"
+    assert finding["resource"] == f"s3://{BUCKET}/{short}data/x1.json.gz"
+    assert finding["evidence"]["found"].startswith(f"{short}data/x1.json.gz: ")
+    assert state["summary"]["ok"] is False and state["summary"]["violations"] == 1
+
+    check(good)  # tonight's export is locked as required again
+    state = _store().load("object_lock", "orders")
+    assert _open(state) == {} and [f["status"] for f in state["findings"]] == ["resolved"]
+
+
+def test_sweep_stores_findings_per_table_folder_and_reports_the_retentions_it_extended(seeded):
+    from dynamoguard.notify import FindingsFailed
+    from dynamoguard.operators.object_lock import ObjectLockSweepOperator
+
+    s3 = seeded.client("s3")
+    write_export(s3, datetime.now(UTC) - timedelta(hours=3))
+    write_export(s3, datetime.now(UTC) - timedelta(days=10), table="customers", short_key="data/x1.json.gz")
+    with pytest.raises(FindingsFailed, match="retention_too_short=1"):
+        ObjectLockSweepOperator(task_id="sweep", enforce=False).execute({})
+    store = _store()
+    customers = store.load("object_lock_sweep", "customers")
+    assert list(_open(customers)) == ["retention_too_short"] and customers["summary"]["objects"] == 6
+    orders = store.load("object_lock_sweep", "orders")
+    assert orders["findings"] == [] and orders["summary"]["ok"] is True and orders["summary"]["objects"] == 6
+
+    ObjectLockSweepOperator(task_id="sweep", enforce=True).execute({})  # extends the short retention
+    customers = store.load("object_lock_sweep", "customers")
+    extended = _open(customers)["retention_extended"]
+    assert list(_open(customers)) == ["retention_extended"] and extended["severity"] == "medium"
+    assert extended["evidence"]["new_mode"] == "COMPLIANCE" and customers["summary"]["extended"] == 1
+
+    ObjectLockSweepOperator(task_id="sweep", enforce=True).execute({})  # nothing left to repair
+    assert _open(store.load("object_lock_sweep", "customers")) == {}

@@ -253,3 +253,19 @@ def test_run_links_use_the_run_ref_url():
     state = stored("export", "orders", NOW, run=run, summary={"export_time": "2026-11-30T02:00:00Z", "ok": True})
     cell = row(posture({("export", "orders"): state}))["cells"]["export"]
     assert cell["link"] == run.url
+
+
+def test_weekly_checks_of_retained_backups_colour_the_cells_of_their_table():
+    states = healthy_table("orders", NOW)
+    states[("reverify_exports", "orders")] = stored("reverify_exports", "orders", NOW, findings=[
+        finding("reverify_exports", "object_overwritten", "high", resource="s3://dynamoguard-exports/x")])
+    states[("object_lock_sweep", "orders")] = stored("object_lock_sweep", "orders", NOW, findings=[
+        finding("object_lock_sweep", "retention_too_short", "high", resource="s3://dynamoguard-exports/y")])
+    states[("reverify_replicas", "orders")] = stored("reverify_replicas", "orders", NOW, findings=[
+        finding("reverify_replicas", "delete_marker", "medium", resource="s3://dynamoguard-exports-replica/z")])
+    cells = row(posture(states, report=access_report(["orders"])))["cells"]
+    assert (cells["export"]["status"], cells["export"]["reason"]) == (
+        "red", "re-verification of the retained exports: 1 high: object_overwritten")
+    assert (cells["object_lock"]["status"], cells["object_lock"]["reason"]) == ("red", "1 high: retention_too_short")
+    assert (cells["replica"]["status"], cells["replica"]["reason"]) == ("amber", "1 medium: delete_marker")
+    assert cells["drill"]["status"] == "green"

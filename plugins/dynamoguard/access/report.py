@@ -135,6 +135,25 @@ def build_report(run_date: str, accounts: Mapping[str, str], resources: Iterable
     return report
 
 
+def store_findings(report: Mapping[str, Any], tables: Iterable[str]) -> dict[str, list]:
+    """The report's findings in the findings-store shape (job ``access``) by scope: each configured table (even
+    without findings, so that earlier ones resolve), and the account scope for the rest."""
+    from dynamoguard.findings import ACCOUNT_SCOPE
+    from dynamoguard.findings import Finding as StoreFinding
+
+    scopes: dict[str, list] = {table: [] for table in tables}
+    scopes.setdefault(ACCOUNT_SCOPE, [])
+    for f in report["findings"]:
+        evidence = {"principal": f["principal"], "actions": f["actions"], "status": f["status"], "policy": f["policy"],
+                    "statement": f["statement"], "account": f["account"], "evidence": f["evidence"],
+                    "report_date": report["run_date"]}
+        scopes.setdefault(f.get("table") or ACCOUNT_SCOPE, []).append(StoreFinding(
+            job="access", check=f["kind"], severity=f["severity"], title=f["message"],
+            resource=f.get("resource_arn") or f["resource"], table=f.get("table"), evidence=evidence,
+            dedup=f"{f['principal']}|{f['policy']}|{f['statement']}"))
+    return scopes
+
+
 def new_alerts(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """New findings of a severity that must notify."""
     return [f for f in report["diff"]["new_findings"] if f["severity"] in ALERT_SEVERITIES]

@@ -10,18 +10,21 @@ or a backfill) overwrites its report instead of adding a second one::
 Each line of ``findings.jsonl`` is one finding: severity, rule, title, resource, table, event_time,
 event_name, principal, source_ip, event_id, log_key, account, region, outcome, detail. The summary
 names the most severe findings (``top_findings``: rule, severity, table, principal, object) for the UI
-and the alert.
+and the alert. The findings also go to the findings store (job ``audit``), per table and account-wide.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 import orjson
 
 from dynamoguard.audit.discovery import Unit
 from dynamoguard.audit.findings import ALERT_SEVERITIES, Finding, count_by_severity, headline, sort_key
-from dynamoguard.timeutil import iso
+from dynamoguard.findings import ACCOUNT_SCOPE
+from dynamoguard.findings import Finding as SharedFinding
+from dynamoguard.timeutil import iso, parse_time
 
 _STAMP = "%Y%m%dT%H%MZ"
 
@@ -91,3 +94,56 @@ def describe(top: list[dict]) -> list[str]:
             f"principal {f.get('principal') or '-'} | {f.get('resource') or ''} | {f.get('event_time') or ''} | "
             f"{f.get('event_id') or ''}"
             for f in top]
+
+
+# --- findings store ------------------------------------------------------------------------------------
+
+EVENTS_OPEN = timedelta(days=7)  # an event's finding stays open this long after its interval
+
+
+def read_findings(s3, bucket: str, prefix: str, start: datetime, end: datetime) -> list[dict]:
+    """The interval's findings as :func:`assemble` wrote them to ``findings.jsonl``."""
+    body = s3.get_object(Bucket=bucket, Key=f"{interval_prefix(prefix, start, end)}findings.jsonl")["Body"].read()
+    return [orjson.loads(line) for line in body.splitlines() if line.strip()]
+
+
+def interval_label(start: datetime, end: datetime) -> str:
+    return f"{iso(start)}/{iso(end)}"
+
+
+def findings_by_scope(findings: list[dict], tables: list[str], start: datetime, end: datetime) -> dict[str, list]:
+    """The interval's findings in the shared shape, by scope: each configured table (even without findings, so that
+    its earlier ones can resolve), any other table named, and the account scope; each carries its interval."""
+    label = interval_label(start, end)
+    scopes: dict[str, list] = {table: [] for table in tables}
+    scopes.setdefault(ACCOUNT_SCOPE, [])
+    for finding in findings:
+        shared = Finding(**finding).to_shared()
+        shared = replace(shared, evidence={**shared.evidence, "interval": label})
+        scopes.setdefault(finding.get("table") or ACCOUNT_SCOPE, []).append(shared)
+    return scopes
+
+
+def carried(start: datetime, end: datetime):
+    """For :meth:`FindingsStore.record`: the stored open findings that an audit of ``[start, end)`` keeps open.
+
+    A finding about an event (or a log file) of another interval stays open until the audited intervals reach
+    :data:`EVENTS_OPEN` past that interval: this run did not look at it again. A re-audit of its own interval that
+    no longer sees it resolves it, and trail-health gaps, checked on every run, resolve as soon as they are fixed.
+    """
+    label, oldest = interval_label(start, end), end - EVENTS_OPEN
+
+    def carry(stored: list[dict]) -> list[SharedFinding]:
+        kept = []
+        for f in stored:
+            seen_in = str((f.get("evidence") or {}).get("interval") or "")
+            if f.get("status") != "open" or f["check"] == "trail-health" or "/" not in seen_in or seen_in == label:
+                continue
+            if parse_time(seen_in.split("/", 1)[1]) < oldest:
+                continue
+            kept.append(SharedFinding(job=f["job"], check=f["check"], severity=f["severity"], title=f["title"],
+                                      resource=f["resource"], table=f.get("table"), evidence=f.get("evidence") or {},
+                                      dedup=f.get("dedup") or ""))
+        return kept
+
+    return carry

@@ -93,10 +93,12 @@ class DynamoguardOperator(BaseOperator):
 
     def report(self, context: Mapping[str, Any], scope: str, findings: Iterable[Any], *, account: str = "source",
                summary: Mapping[str, Any] | None = None, history_point: Mapping[str, Any] | None = None,
-               succeeded: bool | None = None):
+               succeeded: bool | None = None, alert: bool = True, carry: Any = None):
         """Store this run's findings of ``scope`` for ``self.job``, log them, alert on new critical/high ones.
 
-        ``succeeded`` (default: no critical/high finding in this run) sets the scope's ``last_success``.
+        ``succeeded`` (default: no critical/high finding in this run) sets the scope's ``last_success``;
+        ``alert=False`` for a job that sends its own notification of the run's findings; ``carry``: see
+        :meth:`~dynamoguard.findings.FindingsStore.record`.
         Returns the :class:`~dynamoguard.findings.Changes` (new, open, resolved).
         """
         from dynamoguard.findings import ALERT_SEVERITIES, RunRef, alert_lines
@@ -109,12 +111,13 @@ class DynamoguardOperator(BaseOperator):
             succeeded = not any(f.severity in ALERT_SEVERITIES for f in findings)
         run = RunRef.from_context(context)
         changes = self.findings_store(account).record(self.job, scope, findings, run, summary=summary,
-                                                      history_point=history_point, succeeded=succeeded)
+                                                      history_point=history_point, succeeded=succeeded,
+                                                      carry=carry)
         for line in alert_lines(changes.open, limit=50):
             self.log.warning("finding: %s", line)
         for finding in changes.resolved:
             self.log.info("resolved since the last run: [%s] %s", finding["severity"], finding["title"])
-        if changes.alerts:
+        if alert and changes.alerts:
             subject = f"dynamoguard {self.job}: {len(changes.alerts)} new finding(s) for {scope}"
             lines = alert_lines(changes.alerts) + [f"Run: {run.url}"]
             notify(self.config, subject, "\n".join(lines))

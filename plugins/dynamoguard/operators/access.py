@@ -4,7 +4,8 @@
 policies, the backup buckets' policies) and stores the snapshot next to the run's report;
 ``AccessReviewOperator`` evaluates both snapshots, writes ``report.json`` and ``report.html`` to
 ``s3://<reports_bucket.name>/<reports_bucket.prefix>/access-review/<date>/``, compares with the
-previous run's report and notifies on new critical/high findings.
+previous run's report, stores the findings (job ``access``: per table, the rest account-wide, each summary naming
+the report the page reads) and notifies on new critical/high findings.
 The source-account connection is ``access_review.aws_conn_id`` (default ``accounts.source.aws_conn_id``).
 """
 
@@ -16,6 +17,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
+
+from dynamoguard.operators._base import DynamoguardOperator
 
 ACCOUNTS = ("source", "backup")
 
@@ -73,13 +76,14 @@ class AccessSnapshotOperator(BaseOperator):
         return key
 
 
-class AccessReviewOperator(BaseOperator):
+class AccessReviewOperator(DynamoguardOperator):
     """Evaluate the snapshots, write the JSON and HTML report, notify on new high-severity findings.
 
     ``snapshots`` maps ``source``/``backup`` to snapshot S3 keys (usually XComArgs of the collect tasks).
     Returns a summary: report keys, severity counts, new findings and new access.
     """
 
+    job = "access"
     template_fields: Sequence[str] = ("snapshots",)
     ui_color = "#d2b4de"
 
@@ -113,6 +117,7 @@ class AccessReviewOperator(BaseOperator):
             self.log.info("[%s] %s", finding["severity"], finding["message"])
         for change in diff["new_access"] + diff["removed_access"]:
             self.log.info("Since %s: %s", diff["previous_run"], change["text"])
+        self._store(context, config, report, json_key, html_key)
         alerts = new_alerts(report)
         if alerts:
             subject, message = alert_text(report, f"s3://{bucket}/{html_key}")
@@ -122,3 +127,14 @@ class AccessReviewOperator(BaseOperator):
             "previous_run": diff["previous_run"], "new_findings": [f["message"] for f in diff["new_findings"]],
             "new_access": [a["text"] for a in diff["new_access"]], "notified": len(alerts),
         }
+
+    def _store(self, context, config, report: dict[str, Any], json_key: str, html_key: str) -> None:
+        """Each table's findings and the account-wide ones; every summary names the report (``report_json``)."""
+        from dynamoguard.access.report import store_findings
+        from dynamoguard.findings import SEVERITIES
+
+        for scope, found in sorted(store_findings(report, config.table_names).items()):
+            by_severity = {s: sum(1 for f in found if f.severity == s) for s in SEVERITIES}
+            self.report(context, scope, found, account="access_review", alert=False, summary={
+                "run_date": report["run_date"], "report_json": json_key, "report_html": html_key,
+                "findings": len(found), "by_severity": by_severity})

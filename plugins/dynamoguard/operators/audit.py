@@ -13,6 +13,8 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from dynamoguard.operators._base import DynamoguardOperator
+
 
 def _interval(context) -> tuple:
     start, end = context["data_interval_start"], context["data_interval_end"]
@@ -87,10 +89,13 @@ class TrailHealthOperator(BaseOperator):
         return findings
 
 
-class AuditReportOperator(BaseOperator):
-    """Write the interval's report; notify on critical or high findings and fail if ``audit.fail_on_high``.
+class AuditReportOperator(DynamoguardOperator):
+    """Write the interval's report, store its findings (job ``audit``: each table's, and the account-wide ones with
+    the trail-health gaps); notify on critical or high findings and fail if ``audit.fail_on_high``.
 
     The XCom summary and the alert name the most severe findings (rule, severity, table, principal, object)."""
+
+    job = "audit"
 
     template_fields: Sequence[str] = ("units", "health")
 
@@ -112,6 +117,7 @@ class AuditReportOperator(BaseOperator):
         s3 = aws.client(config.audit_conn_id, "s3", config.region)
         summary = finish(config, s3, start, end, list(self.units or []), list(self.health or []))
         self.log.info("CloudTrail audit %s - %s: %s", start, end, orjson.dumps(summary).decode())
+        self._store(context, config, s3, start, end, summary)
         alerting = summary["alerting"]
         if alerting:
             counts = ", ".join(f"{n} {s}" for s, n in summary["by_severity"].items() if n and s in ("critical", "high"))
@@ -121,3 +127,16 @@ class AuditReportOperator(BaseOperator):
             if config.audit.fail_on_high:
                 raise AirflowFailException(message)
         return summary
+
+    def _store(self, context, config, s3, start, end, summary: dict) -> None:
+        """Each scope's findings of the interval (with the open ones of earlier intervals) and a small summary."""
+        from dynamoguard.audit.findings import count_by_severity
+        from dynamoguard.audit.report import carried, findings_by_scope, read_findings
+
+        reports = config.reports_bucket
+        findings = read_findings(s3, reports.name, reports.prefix, start, end)
+        interval = summary["interval"]
+        for scope, found in sorted(findings_by_scope(findings, config.table_names, start, end).items()):
+            self.report(context, scope, found, account="audit", alert=False, carry=carried(start, end),
+                        summary={"interval": interval, "report": summary["report"], "findings": len(found),
+                                 "by_severity": count_by_severity(found)})

@@ -1,6 +1,8 @@
 """Replica step of the nightly backup: copy one table's export into the backup account, or verify that S3
 replication did (``replica_bucket.mode``). The logic is in :mod:`dynamoguard.replicas`; this turns the config
-and connections into clients, defers while replication is PENDING, and fails with the findings."""
+and connections into clients, defers while replication is PENDING, stores the table's findings (job ``replica``,
+through the source account's connection) with a summary, and fails with the findings. A replica deleted in the
+backup account and copied again is a medium finding, notified."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from dynamoguard.operators._base import DynamoguardOperator
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def backup_account_client(config, service: str, max_pool_connections: int):
     return aws.client(account.aws_conn_id, service, config.region, max_pool_connections)
 
 
-class ReplicaOperator(BaseOperator):
+class ReplicaOperator(DynamoguardOperator):
     """Copy (or verify) the replicas of one table's export in the backup account.
 
     :param table: protected table name
@@ -54,6 +57,7 @@ class ReplicaOperator(BaseOperator):
     it with retries. Without an explicit ``on_failure_callback`` a failure is published by the notifier.
     """
 
+    job = "replica"
     template_fields = ("table", "export")
     ui_color = "#d8e8f8"
 
@@ -71,10 +75,10 @@ class ReplicaOperator(BaseOperator):
         self.poll_seconds = poll_seconds
 
     def execute(self, context) -> dict[str, Any]:
-        return self._run(None)
+        return self._run(context, None)
 
     def resume(self, context, event: Any = None, started: str | None = None) -> dict[str, Any]:
-        return self._run(datetime.fromisoformat(started) if started else None)
+        return self._run(context, datetime.fromisoformat(started) if started else None)
 
     def _export(self, config) -> tuple[str, datetime]:
         export = self.export if isinstance(self.export, dict) else {}
@@ -90,12 +94,11 @@ class ReplicaOperator(BaseOperator):
         export_time = datetime.fromisoformat(str(export["export_time"]).replace("Z", "+00:00"))
         return prefix, export_time if export_time.tzinfo else export_time.replace(tzinfo=UTC)
 
-    def _run(self, started: datetime | None) -> dict[str, Any]:
+    def _run(self, context, started: datetime | None) -> dict[str, Any]:
         from dynamoguard import aws
-        from dynamoguard.config import load_config
         from dynamoguard.replicas import LockPolicy, Replicator, copy_export, verify_export
 
-        config = load_config()
+        config = self.config
         replica = config.replica_bucket
         mode = self.mode or replica.mode
         if mode not in ("copy", "verify"):
@@ -132,7 +135,29 @@ class ReplicaOperator(BaseOperator):
                 self.defer(trigger=TimeDeltaTrigger(wait), method_name="resume",
                            kwargs={"started": started.isoformat()})
         log.info("%s", result.summary())
+        failing = self._report(context, result, export_time)
         if not result.ok:
             findings = result.config_problems or any(result.counts[k] for k in FINDINGS)
-            raise (AirflowFailException if findings else AirflowException)(result.summary())
+            if findings:
+                from dynamoguard.notify import FindingsFailed
+
+                raise FindingsFailed(result.summary(), failing)
+            raise AirflowException(result.summary())
         return result.to_dict()
+
+    def _report(self, context, result, export_time: datetime) -> list[dict[str, Any]]:
+        """Store the table's replica findings and summary; notify repairs; the open critical/high findings."""
+        from dynamoguard.findings import ALERT_SEVERITIES, alert_lines
+        from dynamoguard.notify import notify
+        from dynamoguard.replicas import OUTCOMES, store_findings
+
+        summary = {"mode": result.mode, "source": result.source, "replica": result.replica,
+                   "export_time": export_time.isoformat(), "checked": result.checked,
+                   **{k: result.counts[k] for k in OUTCOMES}, "config_problems": len(result.config_problems),
+                   "ok": result.ok}
+        changes = self.report(context, self.table, store_findings(result), summary=summary)
+        repaired = [f for f in changes.new if f["check"] == "repaired"]
+        if repaired:  # medium: the base alerts only on critical/high
+            notify(self.config, f"dynamoguard replica: {result.counts['repaired']} deleted replica(s) of "
+                                f"{self.table} copied again", "\n".join(alert_lines(repaired)))
+        return [f for f in changes.open if f["severity"] in ALERT_SEVERITIES]

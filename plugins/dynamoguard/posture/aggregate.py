@@ -19,7 +19,8 @@ from dynamoguard.findings import ACCOUNT_SCOPE, ALERT_SEVERITIES, SEVERITIES, Fi
 from dynamoguard.timeutil import iso, parse_time
 
 CELLS = ("export", "object_lock", "replica", "drill", "audit", "access")
-JOBS = ("export", "object_lock", "replica", "drill", "drill_sweep", "audit", "access", "incremental", "reverify")
+JOBS = ("export", "object_lock", "object_lock_sweep", "replica", "drill", "drill_sweep", "audit", "access",
+        "incremental", "reverify_exports", "reverify_replicas")
 GREEN, AMBER, RED = "green", "amber", "red"
 _WORST = {GREEN: 0, AMBER: 1, RED: 2}
 
@@ -140,11 +141,14 @@ def _stale(state: Mapping[str, Any], now: datetime, limit: timedelta) -> timedel
     return age if age is not None and age > limit else None
 
 
-def export_cell(state: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
-    """Last verified export: time, age, items, bytes, checks passed; late or missed nights; failed verification."""
+def export_cell(state: Mapping[str, Any] | None, now: datetime,
+                reverify_state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Last verified export: time, age, items, bytes, checks passed; late or missed nights; failed verification;
+    open findings of the weekly re-verification of the retained exports (``reverify_state``)."""
     if not state:
         return _cell(RED, "no verified export recorded yet")
     summary = state.get("summary") or {}
+    rechecked = _open((reverify_state or {}).get("findings", []))
     problems = _open(state.get("findings", []))
     verified = summary if summary.get("ok") is not False and summary.get("export_time") else None
     if verified is None and state.get("history"):
@@ -160,6 +164,10 @@ def export_cell(state: Mapping[str, Any] | None, now: datetime) -> dict[str, Any
         last = f"; last verified export {age_text(age)} old" if verified else ""
         return _cell(RED, f"last export failed verification: {_problems(problems) or 'not ok'}{last}", state,
                      **details)
+    if _findings_status(rechecked) == RED:
+        return _cell(RED, f"re-verification of the retained exports: {_problems(rechecked)}", reverify_state,
+                     **details)
+    problems += rechecked
     if verified is None or age is None:
         return _cell(RED, "no verified export recorded yet", state, **details)
     if age > EXPORT_MISSED:
@@ -197,18 +205,22 @@ def _checked_cell(state: Mapping[str, Any] | None, now: datetime, *, never: str,
                  open=counts)
 
 
-def object_lock_cell(state, now):
+def object_lock_cell(state, now, sweep_state=None):
+    """The nightly check of the last export, and the open findings of the weekly sweep of every retained export."""
     summary = (state or {}).get("summary") or {}
     objects = summary.get("objects", summary.get("checked"))
     ok = f"all {objects} objects locked" if objects is not None else "every object locked"
-    return _checked_cell(state, now, never="Object Lock not checked yet", ok=ok)
+    return _checked_cell(state, now, never="Object Lock not checked yet", ok=ok,
+                         extra=(sweep_state or {}).get("findings", []), account_state=sweep_state)
 
 
-def replica_cell(state, now):
+def replica_cell(state, now, reverify_state=None):
+    """The replica step of the last export, and the open findings of the weekly re-verification of the replicas."""
     summary = (state or {}).get("summary") or {}
     objects = summary.get("checked", summary.get("objects"))
     ok = f"identical and locked ({objects} objects)" if objects is not None else "identical and locked"
-    return _checked_cell(state, now, never="no replica checked yet", ok=ok)
+    return _checked_cell(state, now, never="no replica checked yet", ok=ok,
+                         extra=(reverify_state or {}).get("findings", []), account_state=reverify_state)
 
 
 def drill_cell(state: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
@@ -331,9 +343,9 @@ def build(tables: Iterable[str], collected: Mapping[str, Any], now: datetime,
     for table in tables:
         mine = {job: states.get((job, table)) for job in JOBS}
         cells = {
-            "export": export_cell(mine["export"], now),
-            "object_lock": object_lock_cell(mine["object_lock"], now),
-            "replica": replica_cell(mine["replica"], now),
+            "export": export_cell(mine["export"], now, mine["reverify_exports"]),
+            "object_lock": object_lock_cell(mine["object_lock"], now, mine["object_lock_sweep"]),
+            "replica": replica_cell(mine["replica"], now, mine["reverify_replicas"]),
             "drill": drill_cell(mine["drill"], now),
             "audit": audit_cell(mine["audit"], account["audit"], table, now),
             "access": access_cell(mine["access"], account["access"], report, grants, table, buckets, now),
