@@ -120,6 +120,9 @@ def test_json_with_a_token_has_every_table_and_each_jobs_last_success(airflow, r
         assert {c: v["status"] for c, v in got["cells"].items()} == {c: v["status"] for c, v in want["cells"].items()}
         assert {j: s["last_success"] for j, s in got["jobs"].items()} == {
             j: s["last_success"] for j, s in want["jobs"].items()}
+        # the nightly run checked the Object Lock and the replica of every export, and each table was drilled
+        assert {c: got["cells"][c]["status"] for c in ("export", "object_lock", "replica", "drill")} == dict.fromkeys(
+            ("export", "object_lock", "replica", "drill"), "green"), got["table"]
     assert any(f["check"] == PLANTED["check"] for f in doc["findings"])
 
 

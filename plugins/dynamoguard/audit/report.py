@@ -139,7 +139,7 @@ def carried(start: datetime, end: datetime):
             seen_in = str((f.get("evidence") or {}).get("interval") or "")
             if f.get("status") != "open" or f["check"] == "trail-health" or "/" not in seen_in or seen_in == label:
                 continue
-            if parse_time(seen_in.split("/", 1)[1]) < oldest:
+            if parse_time(seen_in.split("/", 1)[1]) <= oldest:
                 continue
             kept.append(SharedFinding(job=f["job"], check=f["check"], severity=f["severity"], title=f["title"],
                                       resource=f["resource"], table=f.get("table"), evidence=f.get("evidence") or {},
