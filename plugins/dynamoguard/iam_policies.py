@@ -70,6 +70,12 @@ WHY: dict[str, str] = {
                                "resource-level permission).",
     "ReplicaDrillImportLogs": "ImportTable finds and writes its error log in CloudWatch Logs (/aws-dynamodb/* log "
                               "groups) with the caller's permissions.",
+    "ReplicaDrillApplyIncrementals": "incremental_replica drills write the incremental windows onto the imported "
+                                     "scratch table (puts and deletes, batched).",
+    "IncrementalFindings": "The hourly incremental exports keep their findings and the off-account RPO per table "
+                           "(job incremental).",
+    "ListIncrementalFindings": "Reading a table's incremental findings for the first time: a missing object reads "
+                               "as 404, not 403.",
     # drill
     "DescribeSourceTables": "Reads the protected table's key schema and indexes to compare the restored table with "
                             "it.",
@@ -251,6 +257,8 @@ class Arns:
         return [f"{base}{account}/" for account in audit.accounts] or [base]
 
 
+# incremental_replica drills write the incremental windows onto the imported scratch table
+INCREMENTAL_APPLY_ACTIONS = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
 NIGHTLY_JOBS = ("export", "reverify_exports", "reverify_replicas", "deadline")  # findings kept by the nightly role
 DRILL_JOBS = ("drill", "drill_sweep")
 
@@ -291,6 +299,10 @@ def nightly_policy(config: Config) -> dict[str, Any]:
                   _prefix_condition([arns.reports(f"findings/{job}") for job in NIGHTLY_JOBS])),
         statement("ListExportVersions", ["s3:ListBucketVersions"], [arns.bucket(bucket.name)],
                   _prefix_condition([arns.backup_prefix()])),
+        statement("IncrementalFindings", ["s3:GetObject", "s3:PutObject"],
+                  [arns.objects(config.reports_bucket.name, arns.reports("findings/incremental"))]),
+        statement("ListIncrementalFindings", ["s3:ListBucket"], [arns.bucket(config.reports_bucket.name)],
+                  _prefix_condition([arns.reports("findings/incremental")])),
     ]
     if bucket.enforce_retention:  # never s3:BypassGovernanceRetention: object_lock.bypass_fix names that step
         statements.append(statement("EnforceRetention", ["s3:PutObjectRetention"],
@@ -336,6 +348,7 @@ def backup_policy(config: Config) -> dict[str, Any]:
                   {"Null": {f"aws:ResourceTag/{DRILL_TAG}": "false"}}),
         statement("ReplicaDrillFindScratch", ["dynamodb:ListTables"], "*"),
         statement("ReplicaDrillImportLogs", IMPORT_LOG_ACTIONS, [arns.import_logs(account)]),
+        statement("ReplicaDrillApplyIncrementals", INCREMENTAL_APPLY_ACTIONS, [scratch]),
     ])
 
 
