@@ -71,7 +71,7 @@ WHY: dict[str, str] = {
     "ReplicaDrillImportLogs": "ImportTable finds and writes its error log in CloudWatch Logs (/aws-dynamodb/* log "
                               "groups) with the caller's permissions.",
     "ReplicaDrillApplyIncrementals": "incremental_replica drills write the incremental windows onto the imported "
-                                     "scratch table (puts and deletes, batched).",
+                                     "scratch table (BatchWriteItem of puts and deletes).",
     "IncrementalFindings": "The hourly incremental exports keep their findings and the off-account RPO per table "
                            "(job incremental).",
     "ListIncrementalFindings": "Reading a table's incremental findings for the first time: a missing object reads "
@@ -258,7 +258,7 @@ class Arns:
 
 
 # incremental_replica drills write the incremental windows onto the imported scratch table
-INCREMENTAL_APPLY_ACTIONS = ["dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem"]
+INCREMENTAL_APPLY_ACTIONS = ["dynamodb:BatchWriteItem"]
 NIGHTLY_JOBS = ("export", "reverify_exports", "reverify_replicas", "deadline")  # findings kept by the nightly role
 DRILL_JOBS = ("drill", "drill_sweep")
 

@@ -89,8 +89,15 @@ def prepare(config, aws, spec: dict[str, Any], now: datetime | None = None) -> d
                 and not export_summary_keys(s3, source.bucket(config), prefix):
             raise ExportNotYet(f"no export of {spec['table']} yet under s3://{source.bucket(config)}/{prefix}",
                                now + EXPORT_POLL)
-        description = aws.client("dynamodb", "drill").describe_table(TableName=spec["table"])["Table"]
-        drill["schema"] = source_schema(description)
+        try:
+            drill["schema"] = source_schema(aws.client("dynamodb", "drill").describe_table(TableName=spec["table"])[
+                "Table"])
+        except ClientError as error:  # a deleted table: the schema kept with its backups, if its source keeps one
+            kept = source.stored_schema(config, s3, spec["table"])
+            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException" or kept is None:
+                raise
+            log.warning("table %s does not exist; using the schema kept with its backups", spec["table"])
+            drill["schema"] = kept
         at_or_before = parse_time(spec["restore_point"]) if spec["restore_point"] else None
         export, skipped = latest_verified_export(s3, source.bucket(config), prefix, drill["table_arn"],
                                                  at_or_before=at_or_before, copied=source.copied)

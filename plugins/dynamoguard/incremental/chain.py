@@ -3,14 +3,37 @@ ExportTime of its full exports (from their manifest summaries)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
 from dynamoguard import exports
 from dynamoguard.incremental.windows import Window
 from dynamoguard.layout import incremental_root, incremental_window, table_prefix
+
+SCHEMA_NAME = "table-schema.json"  # beside each window's AWSDynamoDB/ folder: restorable without the table
+
+
+def schema_key(prefix: str) -> str:
+    return f"{prefix.rstrip('/')}/{SCHEMA_NAME}"
+
+
+def put_schema(s3, bucket: str, prefix: str, schema: dict[str, Any]) -> None:
+    """Keep the table's key schema and indexes with the window, so a restore needs no DescribeTable of the
+    (perhaps deleted) table."""
+    s3.put_object(Bucket=bucket, Key=schema_key(prefix), Body=json.dumps(schema, sort_keys=True).encode(),
+                  ContentType="application/json")
+
+
+def stored_schema(s3, bucket: str, base_prefix: str, table: str) -> dict[str, Any] | None:
+    """The schema kept with the newest completed window of ``table``, or None."""
+    for window in reversed(stored_windows(s3, bucket, base_prefix, table)):
+        if window.summary_key and _exists(s3, bucket, schema_key(window.prefix)):
+            return json.loads(s3.get_object(Bucket=bucket, Key=schema_key(window.prefix))["Body"].read())
+    return None
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ def plan_window(*, bound: datetime, interval: timedelta, window_ends: Iterable[d
         chain_end = fulls[-1]
     if chain_end >= bound:
         return Plan(None, "covered", chain_end)
-    missed = max(0, int((bound - chain_end) / interval) - 1) if reason == "next" else 0
+    missed = max(0, int((bound - chain_end).total_seconds() // interval.total_seconds()) - 1) if reason == "next" else 0
     end = min(bound, chain_end + MAX_WINDOW)
     if end - chain_end < MIN_WINDOW:
         return Plan(None, "too_short", chain_end, missed)

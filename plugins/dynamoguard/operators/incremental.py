@@ -65,6 +65,9 @@ class IncrementalExportOperator(DynamoguardOperator):
         if state.latest_restorable is None or window.end > state.latest_restorable:
             self._wait_restorable(window.end, state.latest_restorable)
         prefix = incremental_prefix(base, table.name, window.start, window.end)
+        from dynamoguard.drills.schema import source_schema
+
+        chain.put_schema(s3, bucket, prefix, source_schema(ddb.describe_table(TableName=table.name)["Table"]))
         with self.failures():
             description = start_incremental(ddb, state.table_arn, window, bucket, prefix,
                                             config.incremental.view_type)

@@ -43,6 +43,10 @@ class Source:
         """After the wait: facts to add to the restore record and AWS's reason if the restore failed."""
         return {}, None
 
+    def stored_schema(self, config, s3, table: str) -> dict[str, Any] | None:
+        """The table's schema as kept with its backups (for a drill of a table that no longer exists), or None."""
+        return None
+
     def extend(self, config, s3, drill: dict[str, Any], at_or_before) -> None:
         """After prepare found the restore point's export: what else the restore needs (in ``drill``)."""
 

@@ -11,7 +11,7 @@ from dynamoguard.drills.sources._imports import ImportSource
 
 log = logging.getLogger(__name__)
 
-APPLY_ACTIONS = ("dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:DeleteItem")
+APPLY_ACTIONS = ("dynamodb:BatchWriteItem",)
 APPLY_WORKERS = 16
 
 
@@ -20,6 +20,11 @@ class IncrementalSource(ImportSource):
     are verified first (the chain stops before the first that fails, which is reported as a skipped export)."""
 
     iam_actions = (*ImportSource.iam_actions, *APPLY_ACTIONS)
+
+    def stored_schema(self, config, s3, table: str) -> dict[str, Any] | None:
+        from dynamoguard.incremental.chain import stored_schema
+
+        return stored_schema(s3, self.bucket(config), config.backup_bucket.prefix, table)
 
     def extend(self, config, s3, drill: dict[str, Any], at_or_before) -> None:
         from dynamoguard.drills.restore_points import SkippedExport
