@@ -6,7 +6,8 @@ verified export, then deletes the scratch table. A backup nobody has restored is
 
 **Trigger by hand** (Trigger button, form): `table`; `source` = `pitr` (RestoreTableToPointInTime),
 `export` (ImportTable from the backup bucket) or `replica` (ImportTable in the backup account from the
-replica bucket: the disaster path, nothing in the source account is needed for the restore itself);
+replica bucket: the disaster path, nothing in the source account is needed for the restore itself),
+`incremental` / `incremental_replica` (the same imports, then the incremental windows up to the restore point);
 `restore_point` (empty = latest verified export; otherwise the newest verified export at or before that
 time; every source restores to that export's time so the result can be compared with it); `validation`
 `full` (digest of every item) or `sample` (`sample_size` items read back by key); `keep_minutes` (how long

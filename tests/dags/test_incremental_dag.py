@@ -68,6 +68,7 @@ def test_an_item_written_at_t1_survives_the_table_deleted_at_t2(config_file, see
     start = now_s()
     t0 = start - 2 * HOUR
     replicate_full_export(seeded, full_export(seeded, TABLE, t0))
+    seeded.settings(export_seconds=2)  # the incremental exports stay IN_PROGRESS: their wait is deferred
     # T1: inside the first hour after the full export
     ddb.put_item(TableName=TABLE, Item={"customer_id": {"S": "cust-T1"}, "name": {"S": "written at T1"},
                                         "tags": {"SS": ["a", "b"]}, "photo": {"B": b"\x89PNG"}})

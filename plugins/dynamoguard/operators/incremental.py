@@ -71,11 +71,8 @@ class IncrementalExportOperator(DynamoguardOperator):
         with self.failures():
             description = start_incremental(ddb, state.table_arn, window, bucket, prefix,
                                             config.incremental.view_type)
-        result = {"table": table.name, "table_arn": state.table_arn, "bucket": bucket, "s3_prefix": prefix,
-                  "window_from": iso(window.start), "window_to": iso(window.end),
-                  "view": config.incremental.view_type, "export_arn": description["ExportArn"]}
         if description["ExportStatus"] != "IN_PROGRESS":
-            return self._finish(ddb, result)
+            return self._finish(ddb, description["ExportArn"])
         from dynamoguard.triggers import DynamoDBExportTrigger
 
         timeout = timedelta(minutes=config.nightly.export_timeout_minutes)
@@ -83,7 +80,7 @@ class IncrementalExportOperator(DynamoguardOperator):
                                                  deadline=time.time() + timeout.total_seconds(),
                                                  waiter_delay=config.nightly.poll_interval_seconds,
                                                  aws_conn_id=self.conn_id("source"), region_name=config.region),
-                   method_name="execute_complete", kwargs={"result": result}, timeout=timeout + timedelta(minutes=5))
+                   method_name="execute_complete", timeout=timeout + timedelta(minutes=5))
 
     def _wait_restorable(self, end, latest) -> None:
         from airflow.providers.standard.triggers.temporal import DateTimeTrigger
@@ -98,22 +95,28 @@ class IncrementalExportOperator(DynamoguardOperator):
         self.log.info("Window end %s is not restorable yet; waiting until %s", end, moment)
         self.defer(trigger=DateTimeTrigger(moment=moment), method_name="execute")
 
-    def execute_complete(self, context, event: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    def execute_complete(self, context, event: dict[str, Any]) -> dict[str, Any]:
         if event.get("status") in ("timeout", "error"):
             raise AirflowException(f"{self.table}: {event.get('message')}")
-        return self._finish(self.client("dynamodb"), result)
+        return self._finish(self.client("dynamodb"), event["export_arn"])
 
-    def _finish(self, ddb, result: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, ddb, export_arn: str) -> dict[str, Any]:
+        """The finished export's facts (all from DescribeExport, so a resumed task needs nothing else)."""
         from dynamoguard.exports import ExportFailed, describe_export, raise_if_failed
+        from dynamoguard.timeutil import iso
 
-        description = describe_export(ddb, result["export_arn"])
+        description = describe_export(ddb, export_arn)
         try:
             raise_if_failed(description)
         except ExportFailed as failed:
             raise AirflowFailException(f"{self.table}: {failed}") from None
         if description["ExportStatus"] != "COMPLETED":
-            raise AirflowException(f"{self.table}: export {result['export_arn']} is {description['ExportStatus']}")
-        return {**result, "item_count": description.get("ItemCount"),
+            raise AirflowException(f"{self.table}: export {export_arn} is {description['ExportStatus']}")
+        spec = description["IncrementalExportSpecification"]
+        return {"table": self.table, "table_arn": description["TableArn"], "bucket": description["S3Bucket"],
+                "s3_prefix": description.get("S3Prefix") or "", "export_arn": export_arn,
+                "window_from": iso(spec["ExportFromTime"]), "window_to": iso(spec["ExportToTime"]),
+                "view": spec.get("ExportViewType"), "item_count": description.get("ItemCount"),
                 "billed_size_bytes": description.get("BilledSizeBytes")}
 
 
