@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from dynamoguard.concurrency import bounded_map
+from dynamoguard.concurrency import bounded_map, prefetch
 
 BATCH = 25  # BatchWriteItem's limit
 MAX_BACKOFF = 2.0
@@ -103,7 +103,9 @@ def apply_window(ddb, table: str, lines: Iterable[dict[str, Any]], workers: int 
         puts = sum("PutRequest" in r for r in batch)
         return puts, len(batch) - puts, batch_write(ddb, table, batch)
 
-    for puts, deletes, retried in bounded_map(run, _batches(lines), workers):
+    # the files are read, parsed and batched on a read-ahead thread while the batches are written
+    for puts, deletes, retried in bounded_map(run, prefetch(_batches(lines), size=4 * workers, name="apply-read"),
+                                              workers):
         counts["puts"] += puts
         counts["deletes"] += deletes
         counts["batches"] += 1
