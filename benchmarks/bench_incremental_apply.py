@@ -65,10 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deletes", type=float, default=0.1)
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--port", type=int, default=5917)
     args = parser.parse_args(argv)
-    proc = emulator.start(args.port)
-    endpoint = f"http://127.0.0.1:{args.port}"
+    port = emulator.free_port()
+    proc = emulator.start(port)
+    endpoint = f"http://127.0.0.1:{port}"
     try:
         session = boto3.Session(aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name=REGION)
         config = boto3.session.Config(max_pool_connections=args.workers + 8)
