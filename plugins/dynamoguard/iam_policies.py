@@ -139,8 +139,6 @@ _IMPORT_LOGS = ("ImportTable writes its error log to the /aws-dynamodb/ log grou
                 "(the emulator writes no log).")
 # Actions granted although the test suite's calls cannot use them: AWS needs them only on real AWS.
 REAL_AWS_ONLY: dict[str, str] = {
-    "s3:PutObject@WriteExports": "DynamoDB writes the export files with the caller's s3:PutObject (the emulator "
-                                 "writes them itself).",
     "s3:AbortMultipartUpload@WriteExports": "DynamoDB cleans up failed multipart uploads of export files with the "
                                             "caller's permissions.",
     "s3:PutObjectAcl@WriteExports": "Listed by the DynamoDB export documentation as required on the destination.",
