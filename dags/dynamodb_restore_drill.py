@@ -89,7 +89,8 @@ with DAG(
         "restore_point": Param(None, type=["null", "string"], format="date-time", title="Restore point",
                                pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$",
                                description="Empty: the latest verified export. Otherwise the newest verified "
-                                           "export at or before this time."),
+                                           "export at or before this time (incremental sources: then the "
+                                           "windows up to it)."),
         "validation": Param(config.drills.validation, type="string", enum=["full", "sample"], title="Validation"),
         "sample_size": Param(config.drills.sample_size, type="integer", minimum=1, title="Sample size",
                              description="Items read back by key when validation is 'sample'."),
