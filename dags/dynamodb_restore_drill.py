@@ -6,7 +6,8 @@ verified export, then deletes the scratch table. A backup nobody has restored is
 
 **Trigger by hand** (Trigger button, form): `table`; `source` = `pitr` (RestoreTableToPointInTime),
 `export` (ImportTable from the backup bucket) or `replica` (ImportTable in the backup account from the
-replica bucket: the disaster path, nothing in the source account is needed for the restore itself);
+replica bucket: the disaster path, nothing in the source account is needed for the restore itself),
+`incremental` / `incremental_replica` (the same imports, then the incremental windows up to the restore point);
 `restore_point` (empty = latest verified export; otherwise the newest verified export at or before that
 time; every source restores to that export's time so the result can be compared with it); `validation`
 `full` (digest of every item) or `sample` (`sample_size` items read back by key); `keep_minutes` (how long
@@ -87,7 +88,8 @@ with DAG(
         "restore_point": Param(None, type=["null", "string"], format="date-time", title="Restore point",
                                pattern=r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$",
                                description="Empty: the latest verified export. Otherwise the newest verified "
-                                           "export at or before this time."),
+                                           "export at or before this time (incremental sources: then the "
+                                           "windows up to it)."),
         "validation": Param(config.drills.validation, type="string", enum=["full", "sample"], title="Validation"),
         "sample_size": Param(config.drills.sample_size, type="integer", minimum=1, title="Sample size",
                              description="Items read back by key when validation is 'sample'."),

@@ -121,6 +121,20 @@ class Nightly(_Strict):
     max_item_drop_percent: float = Field(20, ge=0, le=100)  # fewer items than the previous export: a finding
 
 
+class Incremental(_Strict):
+    """Hourly incremental exports (INCREMENTAL_EXPORT), chained from the last full export."""
+
+    enabled: bool = False
+    interval_minutes: int = Field(60, ge=15, le=1440)  # DynamoDB takes windows of 15 minutes to 24 hours
+    view_type: Literal["NEW_IMAGE", "NEW_AND_OLD_IMAGES"] = "NEW_AND_OLD_IMAGES"
+    max_wait_restorable_minutes: int = Field(15, ge=0)  # wait this long for PITR to reach the window's end
+    max_rpo_minutes: int | None = Field(None, ge=15)  # off-account RPO above this is a finding (default 2 intervals)
+
+    @property
+    def rpo_limit_minutes(self) -> int:
+        return self.max_rpo_minutes or 2 * self.interval_minutes
+
+
 DrillSource = Literal[sources.names()]  # the restore sources of dynamoguard.drills.sources
 
 
@@ -215,6 +229,7 @@ class Config(_Strict):
     notifications: Notifications = Field(default_factory=Notifications)
     tasks: Tasks = Field(default_factory=Tasks)
     nightly: Nightly = Field(default_factory=Nightly)
+    incremental: Incremental = Field(default_factory=Incremental)
     tables: list[Table] = Field(min_length=1)
     drills: Drills = Field(default_factory=Drills)
     audit: Audit

@@ -70,6 +70,12 @@ WHY: dict[str, str] = {
                                "resource-level permission).",
     "ReplicaDrillImportLogs": "ImportTable finds and writes its error log in CloudWatch Logs (/aws-dynamodb/* log "
                               "groups) with the caller's permissions.",
+    "ReplicaDrillApplyIncrementals": "incremental_replica drills write the incremental windows onto the imported "
+                                     "scratch table (BatchWriteItem of puts and deletes).",
+    "IncrementalFindings": "The hourly incremental exports keep their findings and the off-account RPO per table "
+                           "(job incremental).",
+    "ListIncrementalFindings": "Reading a table's incremental findings for the first time: a missing object reads "
+                               "as 404, not 403.",
     # drill
     "DescribeSourceTables": "Reads the protected table's key schema and indexes to compare the restored table with "
                             "it.",
@@ -140,8 +146,6 @@ _IMPORT_LOGS = ("ImportTable writes its error log to the /aws-dynamodb/ log grou
                 "(the emulator writes no log).")
 # Actions granted although the test suite's calls cannot use them: AWS needs them only on real AWS.
 REAL_AWS_ONLY: dict[str, str] = {
-    "s3:PutObject@WriteExports": "DynamoDB writes the export files with the caller's s3:PutObject (the emulator "
-                                 "writes them itself).",
     "s3:AbortMultipartUpload@WriteExports": "DynamoDB cleans up failed multipart uploads of export files with the "
                                             "caller's permissions.",
     "s3:PutObjectAcl@WriteExports": "Listed by the DynamoDB export documentation as required on the destination.",
@@ -258,6 +262,8 @@ class Arns:
         return [f"{base}{account}/" for account in audit.accounts] or [base]
 
 
+# incremental_replica drills write the incremental windows onto the imported scratch table
+INCREMENTAL_APPLY_ACTIONS = ["dynamodb:BatchWriteItem"]
 NIGHTLY_JOBS = ("export", "reverify_exports", "reverify_replicas", "deadline")  # findings kept by the nightly role
 DRILL_JOBS = ("drill", "drill_sweep")
 CHECK_JOBS = ("object_lock", "object_lock_sweep", "replica")  # findings kept by the nightly role's checks
@@ -310,6 +316,7 @@ def nightly_policy(config: Config) -> dict[str, Any]:
         statement("ListExportVersions", ["s3:ListBucketVersions"], [arns.bucket(bucket.name)],
                   _prefix_condition([arns.backup_prefix()])),
         *_findings_statements(config, "CheckFindings", CHECK_JOBS),
+        *_findings_statements(config, "IncrementalFindings", ("incremental",)),
     ]
     if bucket.enforce_retention:  # never s3:BypassGovernanceRetention: object_lock.bypass_fix names that step
         statements.append(statement("EnforceRetention", ["s3:PutObjectRetention"],
@@ -355,6 +362,7 @@ def backup_policy(config: Config) -> dict[str, Any]:
                   {"Null": {f"aws:ResourceTag/{DRILL_TAG}": "false"}}),
         statement("ReplicaDrillFindScratch", ["dynamodb:ListTables"], "*"),
         statement("ReplicaDrillImportLogs", IMPORT_LOG_ACTIONS, [arns.import_logs(account)]),
+        statement("ReplicaDrillApplyIncrementals", INCREMENTAL_APPLY_ACTIONS, [scratch]),
     ])
 
 

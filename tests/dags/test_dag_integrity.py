@@ -10,7 +10,7 @@ import pytest
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 EXPECTED_DAGS = {"dynamodb_nightly_backup", "dynamodb_backup_deadlines", "dynamodb_restore_drill", "cloudtrail_audit",
-                 "dynamodb_access_review", "dynamodb_retention_sweep"}
+                 "dynamodb_access_review", "dynamodb_retention_sweep", "dynamodb_incremental_exports"}
 
 
 def _bag(path: Path):

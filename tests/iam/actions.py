@@ -85,8 +85,8 @@ def required_permissions(call: AwsCall, region: str, account: str) -> list[tuple
                 (f"dynamodb:{action}", target)
                 for action in ("PutItem", "UpdateItem", "DeleteItem", "GetItem", "Query", "Scan", "BatchWriteItem")
             ]
-        if op == "BatchGetItem":
-            return [("dynamodb:BatchGetItem", _ddb_table_arn(region, account, name))
+        if op in ("BatchGetItem", "BatchWriteItem"):
+            return [(f"dynamodb:{op}", _ddb_table_arn(region, account, name))
                     for name, _ in call.param("RequestItems", ())]
         name = (call.param("ExportArn") or call.param("ImportArn") or call.param("ResourceArn")
                 or call.param("TableArn") or call.param("TableName"))

@@ -66,6 +66,9 @@ def test_reload_after_change(tmp_path):
         (lambda d: d["drills"].update(scratch_prefix="ord"), "matches protected tables ['orders']"),
         (lambda d: d["backup_bucket"].update(lock_mode="GOVERNANCE"), "allow_governance is false"),
         (lambda d: d["accounts"]["backup"].update(account_id="111111111111"), "must differ"),
+        (lambda d: d.update(incremental={"interval_minutes": 14}), "incremental.interval_minutes"),
+        (lambda d: d.update(incremental={"interval_minutes": 1441}), "incremental.interval_minutes"),
+        (lambda d: d.update(incremental={"enabled": True, "intervals": 60}), "incremental.intervals: unknown key"),
     ],
 )
 def test_bad_config_names_file_and_key(tmp_path, mutate, expected):

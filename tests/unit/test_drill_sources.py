@@ -19,7 +19,7 @@ SOURCES_DIR = ROOT / "plugins" / "dynamoguard" / "drills" / "sources"
 
 def test_every_public_module_is_a_registered_source():
     modules = sorted(p.stem for p in SOURCES_DIR.glob("*.py") if not p.stem.startswith("_"))
-    assert list(sources.names()) == modules == ["export", "pitr", "replica"]
+    assert list(sources.names()) == modules == ["export", "incremental", "incremental_replica", "pitr", "replica"]
     assert all(sources.get(name).name == name and sources.labels()[name] for name in modules)
     with pytest.raises(KeyError, match="unknown restore source 'tape'"):
         sources.get("tape")

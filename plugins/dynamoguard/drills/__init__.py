@@ -4,7 +4,8 @@ Plain modules taking boto3 clients (no Airflow), in the order a drill uses them:
 
 * :mod:`.plan`: the drills of one run (the form's params, or rotation for scheduled runs);
 * :mod:`.restore_points`: the newest export at or before a time whose manifests verify;
-* :mod:`.sources`: the registry of restore sources (pitr, export, replica): account, data, start, wait, IAM;
+* :mod:`.sources`: the registry of restore sources (pitr, export, replica, incremental, incremental_replica):
+  account, data, start, wait, IAM;
 * :mod:`.scratch`: scratch table names, tags, the deletion guard, cleanup and the sweeper;
 * :mod:`.schema`, :mod:`.digest`, :mod:`.validate`: the restored table against the source and the export;
 * :mod:`.record`: the JSON record of one drill and its findings;

@@ -11,7 +11,7 @@ import gzip
 import hashlib
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
@@ -124,12 +124,15 @@ def bucket_count(item_count: int) -> int:
 
 
 def _digest_batch(items: Iterable[dict[str, Any]], key_names: tuple[str, ...], buckets: DigestBuckets,
-                  only: set[int] | None, keyed: dict[bytes, int] | None) -> list[tuple[int, int]]:
+                  only: set[int] | None, keyed: dict[bytes, int] | None,
+                  skip: Mapping[bytes, Any] | None = None) -> list[tuple[int, int]]:
     batch = []
     sha256 = hashlib.sha256
     for item in items:
         canon = canonical_item(item)
         key_json = canonical_json({n: canon[n] for n in key_names if n in canon})
+        if skip is not None and key_json in skip:
+            continue
         bucket = buckets.bucket_of(key_json)
         if only is not None and bucket not in only:
             continue
@@ -213,19 +216,27 @@ def digest_table(ddb, table: str, key_names: tuple[str, ...], buckets: DigestBuc
 
 
 def digest_export(s3, export: ExportRef, key_names: tuple[str, ...], buckets: DigestBuckets, *, workers: int,
-                  only: set[int] | None = None, keyed: dict[bytes, int] | None = None) -> dict[str, int]:
-    """Add every item of the export's data files to ``buckets`` (files streamed concurrently); lines per file."""
+                  only: set[int] | None = None, keyed: dict[bytes, int] | None = None,
+                  changes: Mapping[bytes, dict[str, Any] | None] | None = None) -> dict[str, int]:
+    """Add every item of the export's data files to ``buckets`` (files streamed concurrently); lines per file.
+
+    ``changes`` (canonical key JSON -> item, None for deleted) replace the exported items of their keys: the
+    digest is then the one of the export with those changes applied.
+    """
     def run(key: str) -> tuple[str, int]:
         local: dict[bytes, int] | None = {} if keyed is not None else None
         lines = 0
         for batch in batched(export_items(s3, export.bucket, key), 1000):
             lines += len(batch)
-            buckets.add(_digest_batch(batch, key_names, buckets, only, local))
+            buckets.add(_digest_batch(batch, key_names, buckets, only, local, changes))
         if keyed is not None:
             with buckets._lock:
                 keyed.update(local)
         return key, lines
 
-    return dict(bounded_map(run, [(key,) for key, _ in export.files], max(1, min(workers, len(export.files)))))
+    per_file = dict(bounded_map(run, [(key,) for key, _ in export.files], max(1, min(workers, len(export.files)))))
+    if changes:
+        buckets.add(_digest_batch([i for i in changes.values() if i is not None], key_names, buckets, only, keyed))
+    return per_file
 
 

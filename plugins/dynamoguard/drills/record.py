@@ -44,6 +44,7 @@ def drill_record(*, drill: dict[str, Any], restore: dict[str, Any] | None, valid
         "scratch_table": drill["scratch_table"],
         "restore_point": restore_point,
         "export": drill.get("export"),
+        "incremental": _windows_summary(drill.get("incremental")),
         "restore": restore,
         "rto_seconds": restore.get("rto_seconds"),
         "rpo_seconds": rpo,
@@ -57,6 +58,14 @@ def drill_record(*, drill: dict[str, Any], restore: dict[str, Any] | None, valid
         "warnings": [f"skipped export {s['location']}: {s['reason']}" for s in skipped],
         "recorded_at": iso(now),
     }
+
+
+def _windows_summary(incremental: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The incremental windows applied on top of the export (without their data file lists)."""
+    if not incremental:
+        return None
+    windows = [{k: v for k, v in w.items() if k != "data_keys"} for w in incremental.get("windows", [])]
+    return {**incremental, "windows": windows}
 
 
 def record_key(prefix: str, table: str, scratch_table: str) -> str:

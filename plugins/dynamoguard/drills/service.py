@@ -89,8 +89,15 @@ def prepare(config, aws, spec: dict[str, Any], now: datetime | None = None) -> d
                 and not export_summary_keys(s3, source.bucket(config), prefix):
             raise ExportNotYet(f"no export of {spec['table']} yet under s3://{source.bucket(config)}/{prefix}",
                                now + EXPORT_POLL)
-        description = aws.client("dynamodb", "drill").describe_table(TableName=spec["table"])["Table"]
-        drill["schema"] = source_schema(description)
+        try:
+            drill["schema"] = source_schema(aws.client("dynamodb", "drill").describe_table(TableName=spec["table"])[
+                "Table"])
+        except ClientError as error:  # a deleted table: the schema kept with its backups, if its source keeps one
+            kept = source.stored_schema(config, s3, spec["table"])
+            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException" or kept is None:
+                raise
+            log.warning("table %s does not exist; using the schema kept with its backups", spec["table"])
+            drill["schema"] = kept
         at_or_before = parse_time(spec["restore_point"]) if spec["restore_point"] else None
         export, skipped = latest_verified_export(s3, source.bucket(config), prefix, drill["table_arn"],
                                                  at_or_before=at_or_before, copied=source.copied)
@@ -106,6 +113,11 @@ def prepare(config, aws, spec: dict[str, Any], now: datetime | None = None) -> d
         log.warning("skipped export: %s", skipped_export)
     drill.update(restore_point=export.export_time, export=export.as_dict(),
                  skipped_exports=[s.as_dict() for s in skipped])
+    try:
+        source.extend(config, s3, drill, at_or_before)
+    except Exception as error:
+        raise fail(config, aws, drill, None, "prepare", error, check="drill_failed",
+                   for_good=isinstance(error, ValueError)) from error
     return drill
 
 
@@ -145,12 +157,17 @@ def start_restore(config, aws, drill: dict[str, Any]) -> tuple[Any, timedelta]:
 def finish_restore(config, aws, drill: dict[str, Any], event: dict[str, Any]) -> dict[str, Any]:
     """The restore record once the wait is over (RTO); a failed restore is tagged, recorded and raised."""
     source = sources.get(drill["source"])
-    ddb, _ = _clients(config, aws, source)
+    ddb, s3 = _clients(config, aws, source)
     restore: dict[str, Any] = dict(event["restore"])
     failure = None if event.get("status") == "success" else event.get("message", str(event))
     facts, problem = source.outcome(ddb, restore)
     restore.update(facts)
     failure = problem or failure  # AWS's reason for a failed import: the same ClientToken returns it again
+    if not failure:
+        try:  # e.g. incremental windows applied onto the imported table (idempotent: a retry applies them again)
+            restore.update(source.finish(ddb, s3, drill))
+        except (ClientError, DrillError) as error:
+            failure = f"completing the restore: {error}"
     finished = utcnow()
     restore["finished_at"] = iso(finished)
     restore["rto_seconds"] = round((finished - parse_time(restore["started_at"])).total_seconds(), 3)
@@ -180,8 +197,11 @@ def validate(config, aws, drill: dict[str, Any], restore: dict[str, Any]) -> dic
     export = read_export(s3, drill["export"]["bucket"], drill["export"]["summary_key"])
     keys = key_names(drill["schema"])
     segments = config.drills.scan_segments
-    if drill["validation"] == "full":
-        result = validate_full(ddb, s3, drill["scratch_table"], export, keys, segments=segments)
+    changes = source.changes(s3, drill)
+    if drill["validation"] == "full" or changes is not None:
+        result = validate_full(ddb, s3, drill["scratch_table"], export, keys, segments=segments, changes=changes)
+        if drill["validation"] != "full":
+            result.notes.append("a restore with incremental windows is validated in full")
     else:
         result = validate_sample(ddb, s3, drill["scratch_table"], export, keys, size=drill["sample_size"],
                                  seed=drill["run_id"], segments=segments)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import heapq
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -63,21 +64,26 @@ def _key_from_json(key_json: bytes) -> dict[str, Any]:
 
 def validate_full(ddb, s3, table: str, export: ExportRef, key_names: tuple[str, ...], *,
                   segments: int = DEFAULT_SEGMENTS, workers: int = DEFAULT_WORKERS,
-                  max_keys: int = MAX_REPORTED_KEYS) -> Validation:
+                  max_keys: int = MAX_REPORTED_KEYS,
+                  changes: Mapping[bytes, dict[str, Any] | None] | None = None) -> Validation:
     """Compare every restored item with every exported item, by digest; name up to ``max_keys`` differing keys.
 
     Pass 1 digests both sides concurrently into key buckets. Only if buckets differ, pass 2 re-reads the
     items of the first few differing buckets (per-key digests) to name the keys: ``changed``, ``missing``
-    (in the export, not restored) or ``unexpected`` (restored, not in the export).
+    (in the export, not restored) or ``unexpected`` (restored, not in the export). ``changes`` (canonical key
+    JSON -> item or None) are applied to the export first (incremental windows restored on top of it).
     """
     started = time.monotonic()
     result = Validation(mode="full", items_expected=export.item_count)
     restored, exported = DigestBuckets(bucket_count(export.item_count)), DigestBuckets(bucket_count(export.item_count))
     with ThreadPoolExecutor(max_workers=2) as pool:
         scan = pool.submit(digest_table, ddb, table, key_names, restored, segments=segments)
-        lines = pool.submit(digest_export, s3, export, key_names, exported, workers=workers)
+        lines = pool.submit(digest_export, s3, export, key_names, exported, workers=workers, changes=changes)
         scan.result()
         per_file = lines.result()
+    if changes:
+        result.items_expected = exported.count
+        result.notes.append(f"{len(changes)} key(s) changed by incremental windows on top of the export")
     result.items_restored = restored.count
     result.items_validated = restored.count
     result.digest_restored, result.digest_export = restored.total, exported.total
@@ -85,21 +91,23 @@ def validate_full(ddb, s3, table: str, export: ExportRef, key_names: tuple[str, 
         if per_file.get(key) != expected:
             result.problems.append(f"export file s3://{export.bucket}/{key} has {per_file.get(key)} items, "
                                    f"manifest says {expected}")
-    if exported.count != export.item_count:
+    if not changes and exported.count != export.item_count:
         result.problems.append(f"export data holds {exported.count} items, manifest itemCount {export.item_count}")
-    if restored.count != export.item_count:
-        result.problems.append(f"restored table holds {restored.count} items, manifest itemCount {export.item_count}")
+    if restored.count != result.items_expected:
+        expected = "expected" if changes else "manifest itemCount"
+        result.problems.append(f"restored table holds {restored.count} items, {expected} {result.items_expected}")
     differing = restored.differing(exported)
     if differing:
         result.problems.append(f"content differs from the export in {len(differing)} of {restored.size} key buckets")
         result.mismatches = _name_mismatches(ddb, s3, table, export, key_names, restored.size, differing,
-                                             segments=segments, workers=workers, max_keys=max_keys)
+                                             segments=segments, workers=workers, max_keys=max_keys, changes=changes)
     result.seconds = time.monotonic() - started
     return result
 
 
 def _name_mismatches(ddb, s3, table: str, export: ExportRef, key_names: tuple[str, ...], size: int,
-                     differing: list[int], *, segments: int, workers: int, max_keys: int) -> list[dict[str, Any]]:
+                     differing: list[int], *, segments: int, workers: int, max_keys: int,
+                     changes: Mapping[bytes, dict[str, Any] | None] | None = None) -> list[dict[str, Any]]:
     only = set(differing[:max_keys])
     got: dict[bytes, int] = {}
     want: dict[bytes, int] = {}
@@ -107,7 +115,7 @@ def _name_mismatches(ddb, s3, table: str, export: ExportRef, key_names: tuple[st
         scan = pool.submit(digest_table, ddb, table, key_names, DigestBuckets(size), segments=segments,
                            only=only, keyed=got)
         lines = pool.submit(digest_export, s3, export, key_names, DigestBuckets(size), workers=workers,
-                            only=only, keyed=want)
+                            only=only, keyed=want, changes=changes)
         scan.result()
         lines.result()
     found = []

@@ -43,5 +43,21 @@ class Source:
         """After the wait: facts to add to the restore record and AWS's reason if the restore failed."""
         return {}, None
 
+    def stored_schema(self, config, s3, table: str) -> dict[str, Any] | None:
+        """The table's schema as kept with its backups (for a drill of a table that no longer exists), or None."""
+        return None
+
+    def extend(self, config, s3, drill: dict[str, Any], at_or_before) -> None:
+        """After prepare found the restore point's export: what else the restore needs (in ``drill``)."""
+
+    def finish(self, ddb, s3, drill: dict[str, Any]) -> dict[str, Any]:
+        """After a successful wait, work that completes the restore (counted in the RTO); facts for the record."""
+        return {}
+
+    def changes(self, s3, drill: dict[str, Any]) -> dict[bytes, dict[str, Any] | None] | None:
+        """What the restore changed on top of the export, for validation: canonical key JSON -> item (None:
+        deleted); None when the restored table should equal the export."""
+        return None
+
     def __repr__(self) -> str:
         return f"<restore source {self.name}>"
