@@ -33,6 +33,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dynamoguard.concurrency import bounded_map, prefetch
+from dynamoguard.layout import incremental_window
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,26 @@ def export_root(key: str) -> tuple[str, str] | None:
     """``(root prefix, ExportId)`` of an object inside a DynamoDB export, else None."""
     match = _EXPORT_ROOT.match(key)
     return (match["root"], match["export_id"]) if match else None
+
+
+_INCREMENTAL_SHARED = re.compile(r"^(?P<window>[^/].*?)/(?:AWSDynamoDB/data/[^/]+|table-schema\.json)$")
+
+
+def incremental_window_end(key: str) -> datetime | None:
+    """The window end (the export time) of an object an incremental window keeps outside its export folder.
+
+    AWS writes an incremental export's data files to ``<S3Prefix>/AWSDynamoDB/data/``, beside (not inside)
+    its ``AWSDynamoDB/<ExportId>/`` folder, and the incremental job writes ``table-schema.json`` beside it;
+    each window has its own prefix (``layout.incremental_prefix``), whose name gives the window. None for
+    any other key.
+    """
+    match = _INCREMENTAL_SHARED.match(key)
+    if match is None:
+        return None
+    try:
+        return incremental_window(match["window"])[1]
+    except ValueError:
+        return None
 
 
 def export_id_time(export_id: str) -> datetime | None:
@@ -619,6 +640,11 @@ def _sweep_items(s3, bucket: str, prefix: str, policy: LockPolicy, now: datetime
     current_root: str | None = None
     required: datetime | None = None
     for key in iter_keys(s3, bucket, prefix, expected_owner=expected_owner):
+        window_end = incremental_window_end(key)
+        if window_end is not None:
+            if policy.required_until(window_end) > now:
+                yield key, policy.required_until(window_end)
+            continue
         parsed = export_root(key)
         if parsed is None:
             report.add(Finding(OUTSIDE_EXPORT, f"{key}: not part of a DynamoDB export, not checked", key=key))

@@ -46,13 +46,14 @@ from dynamoguard.aws import error_code
 from dynamoguard.concurrency import bounded_map, prefetch
 from dynamoguard.exports import ManifestError, checksum_matches, parse_manifest_files
 from dynamoguard.findings import ACCOUNT_SCOPE, Finding, severity_rank
-from dynamoguard.object_lock import export_id_time, export_time_from_summary
+from dynamoguard.object_lock import export_id_time, export_time_from_summary, incremental_window_end
 from dynamoguard.timeutil import iso, utc, utcnow
 from dynamoguard.versions import KeyHistory, Version, histories_of_pages, history_findings, iter_histories
 
 log = logging.getLogger(__name__)
 
 EXPORT_FOLDER = "AWSDynamoDB/"
+SHARED_DATA = "data/"  # <S3Prefix>/AWSDynamoDB/data/: where an incremental export writes its data files
 SUMMARY_NAME = "manifest-summary.json"
 STARTED_NAME = "_started"
 COMPANION_SUFFIXES = (".md5", ".checksum")
@@ -261,7 +262,8 @@ def export_roots(s3, target: Target, report: Report, workers: int = DEFAULT_CONC
             for history in objects:
                 _outside(target, report, history)
             if prefix.endswith("/" + EXPORT_FOLDER) or prefix == EXPORT_FOLDER:
-                yield from folders
+                # AWSDynamoDB/data/ holds incremental exports' data files: checked with the export beside it
+                yield from (f for f in folders if f != prefix + SHARED_DATA)
             else:
                 deeper += folders
         if not deeper:
@@ -271,6 +273,12 @@ def export_roots(s3, target: Target, report: Report, workers: int = DEFAULT_CONC
 
 def _outside(target: Target, report: Report, history: KeyHistory) -> None:
     scope = target.table_of(history.key)
+    if history.key.endswith("/table-schema.json") and incremental_window_end(history.key) is not None:
+        # an incremental window's table schema (written once, for drills of a deleted table): history only
+        for finding in history_findings(history, job=target.job, bucket=target.bucket, table=_table(scope),
+                                        what=target.label):
+            report.findings.add(scope, finding)
+        return
     report.findings.add(scope, Finding(
         job=target.job, check=OUTSIDE_EXPORT, severity="medium", table=_table(scope),
         resource=target.uri(history.key),
@@ -463,13 +471,31 @@ class _ExportCheck:
             self.finding(MANIFEST_INVALID, "high", files_key, f"files manifest is not valid: {error}",
                          expected="a DynamoDB manifest-files.json", found=str(error))
             return {}
-        return {f.key: Expected(f.etag.strip('"'), f.md5_checksum) for f in files
-                if f.key.startswith(self.root + "data/")}
+        folders = (self.root + "data/", self.shared_data)
+        return {f.key: Expected(f.etag.strip('"'), f.md5_checksum) for f in files if f.key.startswith(folders)}
+
+    @property
+    def shared_data(self) -> str:
+        """``<S3Prefix>/AWSDynamoDB/data/``: an incremental export's data files, beside its own folder."""
+        return self.root.rstrip("/").rsplit("/", 1)[0] + "/" + SHARED_DATA
 
     def scan(self, known: set[str], expected: dict[str, Expected]) -> None:
+        self.scan_folder(self.root, known, expected, owned=True)
+        if any(key.startswith(self.shared_data) for key in expected):
+            self.scan_folder(self.shared_data, known, expected, owned=False)
+        for key in sorted(expected):
+            self.finding(OBJECT_MISSING, "critical", key,
+                         f"data file {key} listed in the files manifest has no version left",
+                         expected="the data file the manifest lists", found="no version")
+
+    def scan_folder(self, prefix: str, known: set[str], expected: dict[str, Expected], *, owned: bool) -> None:
+        """Judge every key under ``prefix``; in a folder the export does not own alone (``owned`` False: the
+        shared data folder of incremental exports) only the keys its manifest lists."""
         outcome = self.outcome
-        for history in iter_histories(self.s3, self.target.bucket, self.root,
+        for history in iter_histories(self.s3, self.target.bucket, prefix,
                                       expected_owner=self.target.expected_owner):
+            if not owned and history.key not in expected:
+                continue
             outcome.objects += 1
             outcome.versions += len(history.entries)
             outcome.findings += history_findings(history, job=self.target.job, bucket=self.target.bucket,
@@ -495,10 +521,6 @@ class _ExportCheck:
             if etag_decides(current.etag, wanted):
                 continue
             outcome.md5_checks.append(Md5Check(outcome.scope, key, current, history.original, wanted))
-        for key in sorted(expected):
-            self.finding(OBJECT_MISSING, "critical", key,
-                         f"data file {key} listed in the files manifest has no version left",
-                         expected="the data file the manifest lists", found="no version")
 
 
 def etag_decides(etag: str, wanted: Expected) -> bool:

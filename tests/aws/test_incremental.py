@@ -98,3 +98,30 @@ def test_applying_the_windows_onto_the_full_export_state_gives_the_table_at_the_
     assert scan_all(ddb, "inv-at-t0") == scan_all(ddb, TABLE)
     apply_windows(ddb, s3, "inv-at-t0", windows, workers=4)  # replaying changes nothing
     assert scan_all(ddb, "inv-at-t0") == scan_all(ddb, TABLE)
+
+
+def test_weekly_checks_know_the_incremental_layout(seeded, chained):
+    """Re-verification and the retention sweep read a window's data files in ``AWSDynamoDB/data/`` (beside, not
+    inside, its export folder) and its ``table-schema.json`` as backup objects: a clean chain has no findings; a
+    new version over a window's data file is an overwrite attempt and a content mismatch."""
+    from dynamoguard import object_lock
+    from dynamoguard.reverify import Target, reverify
+
+    s3 = seeded.client("s3")
+    (_, _, first), _ = chained["windows"]
+    prefix = first.export_prefix.split("/AWSDynamoDB/")[0]
+    chain.put_schema(s3, BUCKET, prefix, {"TableName": TABLE})
+    target = Target(BUCKET, BASE, CONFIG.backup_bucket.min_retention_days, "reverify_exports")
+    policy = object_lock.LockPolicy.from_config(CONFIG.backup_bucket)
+
+    clean = reverify(s3, target, max_concurrency=8)
+    assert clean.findings_for(TABLE) == [], [f.title for f in clean.findings_for(TABLE)]
+    swept = object_lock.sweep(s3, BUCKET, BASE, policy, max_concurrency=4)
+    assert swept.ok and not swept.counts, swept.summary()
+
+    data_key = sorted(first.data_keys)[0]
+    assert "/AWSDynamoDB/data/" in data_key
+    s3.put_object(Bucket=BUCKET, Key=data_key, Body=gzip.compress(b"{}\n"))
+    checks = {f.check for f in reverify(s3, target, max_concurrency=8).findings_for(TABLE)
+              if f.resource == f"s3://{BUCKET}/{data_key}"}
+    assert {"overwrite_attempt", "content_mismatch"} <= checks
