@@ -29,7 +29,7 @@ from dynamoguard.drills.restore_points import ExportRef
 _PLAIN_INT = re.compile(r"-?[1-9][0-9]{0,37}|0")
 _CONTEXT = Context(prec=60)
 _MASK = (1 << 256) - 1
-PARSED_PAGES = 2  # Scan pages parsed into Python objects at a time (the digest is CPU-bound under the GIL)
+PARSED_PAGES = 1  # Scan pages held as Python objects at a time: parsing and digest are CPU-bound under the GIL
 
 
 def _number(text: str) -> str:
