@@ -55,7 +55,8 @@ def failure_text(context: dict[str, Any]) -> tuple[str, str]:
     dag_id = getattr(ti, "dag_id", None) or getattr(context.get("dag"), "dag_id", "?")
     task_id = getattr(ti, "task_id", "?")
     map_index = getattr(ti, "map_index", -1)
-    label = f"{task_id}[{map_index}]" if map_index is not None and map_index >= 0 else task_id
+    named = getattr(ti, "rendered_map_index", None) or map_index  # a mapped task's label (the table) if it has one
+    label = f"{task_id}[{named}]" if map_index is not None and map_index >= 0 else task_id
     run_id = context.get("run_id") or getattr(ti, "run_id", "?")
     lines = [
         f"DAG: {dag_id}",
