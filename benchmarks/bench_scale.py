@@ -163,13 +163,22 @@ def nightly(tables: int, export_seconds: float, timeout: float, concurrency: int
             before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             run = topo.rest.trigger("dynamodb_nightly_backup", nightly_date(1).isoformat())
             started = time.monotonic()
-            final = topo.rest.wait_for_run("dynamodb_nightly_backup", run["dag_run_id"], timeout=timeout, interval=2)
+
+            def progress(_run: dict, instances: list[dict]) -> None:
+                counts: dict = {}
+                for ti in instances:
+                    counts[ti["state"]] = counts.get(ti["state"], 0) + 1
+                print(f"{time.monotonic() - started:7.0f}s {len(instances)} task instances {counts}", flush=True)
+
+            final = topo.rest.wait_for_run("dynamodb_nightly_backup", run["dag_run_id"], timeout=timeout,
+                                           on_poll=progress, interval=30)
             wall = time.monotonic() - started
             cpu = {name: round(_cpu_seconds(pid) - before[name], 1) for name, pid in pids.items()}
             instances = topo.rest.task_instances("dynamodb_nightly_backup", run["dag_run_id"])
     steps = sorted({ti["task_id"].rsplit(".", 1)[-1] for ti in instances})
     return {"tables": tables, "worker_concurrency": concurrency, "state": final["state"], "wall_s": round(wall, 1),
-            "task_instances": len(instances),
+            "dag_tasks": len({ti["task_id"] for ti in instances}), "task_instances": len(instances),
+            "named_map_indexes": sum(bool(ti.get("rendered_map_index")) for ti in instances),
             "states": {s: sum(ti["state"] == s for ti in instances) for s in {ti["state"] for ti in instances}},
             "most_running_at_once": _overlap(instances),
             "most_at_once_per_step": {step: _overlap([ti for ti in instances if ti["task_id"].endswith("." + step)])
