@@ -2,16 +2,20 @@
 
 Memory stays bounded by what is in flight, not by the table: the digest buckets are preallocated byte arrays
 (no Python object per bucket outlives a page), at most :data:`PARSED_PAGES` Scan pages are held as Python
-objects at a time, and export lines are digested one by one as they are read. To name mismatching keys,
-only the items of a few buckets are kept.
+objects at a time, export lines are digested one by one as they are read, and on glibc the ~1 MB response
+bodies bypass the per-thread heaps (:func:`bound_allocator`). To name mismatching keys, only the items of a
+few buckets are kept.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
+import functools
 import gzip
 import hashlib
 import itertools
+import platform
 import re
 import threading
 from array import array
@@ -152,6 +156,28 @@ def _digest_batch(items: Iterable[dict[str, Any]], key_names: tuple[str, ...], b
     return batch
 
 
+_M_MMAP_THRESHOLD, _M_ARENA_MAX = -3, -8  # glibc mallopt parameters
+
+
+@functools.cache
+def bound_allocator() -> None:
+    """glibc: allocate blocks of 256 KiB and more with mmap (given back on free) and use at most two heaps.
+
+    By default glibc raises its mmap threshold to the largest block freed so far, so after the first Scan
+    page the 1 MB bodies come from the heap of the thread that reads them, one heap per segment thread, and
+    each heap keeps its high-water mark: the resident size then grows with the run (+66 MiB at 50,000 items,
+    +42 MiB with two heaps). Process-wide and once per process (a drill's validation runs in its own task
+    process); nothing elsewhere."""
+    if platform.libc_ver()[0] != "glibc":
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+        libc.mallopt(_M_ARENA_MAX, 2)
+    except (OSError, AttributeError):
+        return
+
+
 def scan_pages(ddb, table: str, segment: int, total: int, **extra: Any) -> Iterator[dict[str, Any]]:
     """Pages of one parallel-scan segment (strongly consistent)."""
     kwargs: dict[str, Any] = {"TableName": table, "Segment": segment, "TotalSegments": total,
@@ -224,6 +250,7 @@ def digest_table(ddb, table: str, key_names: tuple[str, ...], buckets: DigestBuc
 
     Each page is digested as botocore receives it, at most :data:`PARSED_PAGES` at a time: a 1 MB page is
     several MB of Python objects, while the other segments wait holding only their raw bodies."""
+    bound_allocator()
     parsing = threading.BoundedSemaphore(PARSED_PAGES)
 
     def run(segment: int) -> None:
