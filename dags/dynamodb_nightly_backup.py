@@ -1,8 +1,10 @@
 """
 ### DynamoDB nightly backup
 
-One branch (task group) per protected table in the config, so each table's state shows on its own
-and one table failing does not stop the others:
+One task group, `table`, mapped over the protected tables of the config: each table is one map index
+(named after the table in the UI), its state shows on its own and one table failing does not stop the others.
+The DAG has the same five tasks whatever the number of tables, so its parse time and every task's start do
+not grow with the estate:
 
 1. **preflight**: the table exists, point-in-time recovery is on (or is turned on when the table has
    `ensure_pitr: true`); records deletion protection and the PITR window; the export time is the run's
@@ -14,7 +16,8 @@ and one table failing does not stop the others:
    A FAILED export fails the task with AWS's FailureCode and FailureMessage.
 3. **verify**: manifests and their checksums, every data file's MD5, ETag and item count, totals, the
    export ARN, table and time, and nothing unexpected in the export folder. On success the table's
-   Asset `dynamoguard://exports/<table>` is updated with the result.
+   Asset `dynamoguard://exports/<table>` is updated with the result (through the Asset alias
+   `dynamoguard-exports`).
 4. **object_lock**: the backup bucket keeps versioning and Object Lock with a sufficient default
    retention, and every object of the export (HEAD, concurrently) carries `backup_bucket.lock_mode` until
    at least export time + `min_retention_days`; legal holds are reported. With `enforce_retention` short
@@ -34,20 +37,21 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import DAG, TaskGroup
+from airflow.sdk import DAG, task_group
 
 from dynamoguard.config import load_config
 from dynamoguard.notify import failure_notifier
 from dynamoguard.operators.exports import (
+    EXPORTS_ALIAS,
     DynamoDBExportPreflightOperator,
     DynamoDBPointInTimeExportOperator,
     VerifyDynamoDBExportOperator,
-    export_asset,
 )
 from dynamoguard.operators.object_lock import ObjectLockCheckOperator
 from dynamoguard.operators.replicas import ReplicaOperator
 
 config = load_config()
+TABLE_LABEL = "{{ task.table }}"
 
 with DAG(
     dag_id="dynamodb_nightly_backup",
@@ -64,13 +68,18 @@ with DAG(
         "on_failure_callback": failure_notifier(config),
     },
 ) as dag:
-    for table in config.tables:
-        with TaskGroup(group_id=table.name, tooltip=f"Nightly export of {table.name}"):
-            preflight = DynamoDBExportPreflightOperator(task_id="preflight", table=table.name)
-            export = DynamoDBPointInTimeExportOperator(task_id="export", table=table.name, preflight=preflight.output)
-            verify = VerifyDynamoDBExportOperator(
-                task_id="verify", table=table.name, export=export.output, outlets=[export_asset(table.name)]
-            )
-            preflight >> export >> verify
-            object_lock = ObjectLockCheckOperator(task_id="object_lock", exports=verify.output)
-            object_lock >> ReplicaOperator(task_id="replica", table=table.name, export=verify.output)
+
+    @task_group(group_id="table", tooltip="Nightly export of one protected table")
+    def nightly(table: str) -> None:
+        preflight = DynamoDBExportPreflightOperator(task_id="preflight", table=table, map_index_template=TABLE_LABEL)
+        export = DynamoDBPointInTimeExportOperator(task_id="export", table=table, preflight=preflight.output,
+                                                   map_index_template=TABLE_LABEL)
+        verify = VerifyDynamoDBExportOperator(task_id="verify", table=table, export=export.output,
+                                              outlets=[EXPORTS_ALIAS], map_index_template=TABLE_LABEL)
+        preflight >> export >> verify
+        object_lock = ObjectLockCheckOperator(task_id="object_lock", exports=verify.output,
+                                              map_index_template="{{ task.exports.table }}")
+        object_lock >> ReplicaOperator(task_id="replica", table=table, export=verify.output,
+                                       map_index_template=TABLE_LABEL)
+
+    nightly.expand(table=config.table_names)

@@ -60,10 +60,17 @@ def nightly_dag():
 
 
 def run(logical_date=None):
-    """dag.test() one run; return (run state, {task_id: (state, return value XCom)})."""
+    """dag.test() one run; return (run state, {"<table>.<step>": (state, return value XCom)}): the task group is
+    mapped over the configured tables, in their order."""
+    from dynamoguard.config import load_config
+
+    tables = load_config().table_names
     dr = nightly_dag().test(logical_date=logical_date)
     tis = dr.get_task_instances()
-    return dr.state, {ti.task_id: (ti.state, ti.xcom_pull(task_ids=ti.task_id)) for ti in tis}
+    assert all(ti.task_id.startswith("table.") and ti.map_index >= 0 for ti in tis)
+    assert {ti.rendered_map_index for ti in tis if ti.state == "success"} <= set(tables)
+    return dr.state, {f"{tables[ti.map_index]}.{ti.task_id.removeprefix('table.')}":
+                      (ti.state, ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)) for ti in tis}
 
 
 @pytest.fixture
@@ -177,7 +184,7 @@ def test_rerun_of_the_same_night_reuses_the_export_and_verification_catches_tamp
     assert third["customers.export"][0] == "success" and third["customers.verify"][0] == "failed"
     assert len(exports_of(seeded, "customers")) == 1
     [message] = inbox()
-    assert message["Subject"] == "dynamoguard FAILED: dynamodb_nightly_backup.customers.verify"
+    assert message["Subject"] == "dynamoguard FAILED: dynamodb_nightly_backup.table.verify[customers]"
     assert "failed verification with 1 problem(s)" in message["Message"]
     assert f"unexpected_file: {folder}data/planted.json.gz" in message["Message"]
     # the problem is an open finding of the table's export, with the object as its resource
@@ -211,7 +218,7 @@ def test_a_night_outside_the_pitr_window_fails_clearly(seeded, airflow_db, write
     assert tasks["orders.preflight"][0] == "failed" and tasks["orders.export"][0] == "upstream_failed"
     assert exports_of(seeded, "orders") == []
     [message] = inbox()
-    assert message["Subject"] == "dynamoguard FAILED: dynamodb_nightly_backup.orders.preflight"
+    assert message["Subject"] == "dynamoguard FAILED: dynamodb_nightly_backup.table.preflight[orders]"
     assert f"export time {iso_ms(night(40))} is outside the point-in-time recovery window" in message["Message"]
     ddb = seeded.client("dynamodb")
     window = ddb.describe_continuous_backups(TableName="orders")["ContinuousBackupsDescription"][
@@ -227,5 +234,5 @@ def test_a_failed_export_fails_with_aws_failure_code_and_message(seeded, airflow
     [export] = exports_of(seeded, "customers")
     assert export["ExportStatus"] == "FAILED" and export["FailureCode"] == "S3NoSuchBucket"
     [message] = inbox()
-    assert message["Subject"] == "dynamoguard FAILED: dynamodb_nightly_backup.customers.export"
+    assert message["Subject"] == "dynamoguard FAILED: dynamodb_nightly_backup.table.export[customers]"
     assert f"FAILED: S3NoSuchBucket: {export['FailureMessage']}" in message["Message"]

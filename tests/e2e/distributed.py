@@ -406,8 +406,14 @@ class RestClient:
         return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{urllib.request.quote(run_id, safe='')}")
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        """Every task instance of the run (mapped ones included), page by page."""
         quoted = urllib.request.quote(run_id, safe="")
-        return self.get(f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=1000")["task_instances"]
+        found: list[dict] = []
+        while True:
+            page = self.get(f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances?limit=100&offset={len(found)}")
+            found += page["task_instances"]
+            if not page["task_instances"] or len(found) >= page["total_entries"]:
+                return found
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1, key: str = "return_value") -> Any:
         quoted = urllib.request.quote(run_id, safe="")

@@ -93,20 +93,28 @@ def exports_at(estate, export_time: datetime) -> dict[str, list[dict]]:
     return found
 
 
+def label(ti: dict) -> str:
+    """A task instance as the UI names it: ``table.export[orders]`` for a mapped one (its table), else its task id."""
+    if ti["map_index"] < 0:
+        return ti["task_id"]
+    return f"{ti['task_id']}[{ti.get('rendered_map_index') or ti['map_index']}]"
+
+
 def run_nightly(topology, estate, export_time: datetime, during=None) -> dict:
     """Trigger the nightly DAG over REST for ``export_time``; assert success, one export per table, verified."""
     rest = topology.rest
     rest.wait_for_dag(NIGHTLY)
     run = rest.trigger(NIGHTLY, export_time.isoformat())
     final = rest.wait_for_run(NIGHTLY, run["dag_run_id"], timeout=400, on_poll=during, interval=0.5)
-    states = {t["task_id"]: (t["state"], t["try_number"]) for t in rest.task_instances(NIGHTLY, run["dag_run_id"])}
+    states = {label(t): (t["state"], t["try_number"]) for t in rest.task_instances(NIGHTLY, run["dag_run_id"])}
     assert final["state"] == "success", f"{states}\n{topology.log_tail()}"
     exports = exports_at(estate, export_time)
     ddb = estate.client("dynamodb")
-    assert sorted(exports) == sorted(load_config(topology.env["DYNAMOGUARD_CONFIG"]).table_names)
+    tables = load_config(topology.env["DYNAMOGUARD_CONFIG"]).table_names  # the order of the mapped task group
+    assert sorted(exports) == sorted(tables)
     for table, found in exports.items():
         assert len(found) == 1, f"{table}: {len(found)} exports at {export_time}: {[e['ExportArn'] for e in found]}"
-        record = rest.xcom(NIGHTLY, run["dag_run_id"], f"{table}.verify")
+        record = rest.xcom(NIGHTLY, run["dag_run_id"], "table.verify", map_index=tables.index(table))
         assert record["problems"] == [], record["problems"]
         assert record["export_arn"] == found[0]["ExportArn"]
         assert found[0]["ExportStatus"] == "COMPLETED"
@@ -123,7 +131,7 @@ def test_nightly_backup_end_to_end(topology, estate):
 
 class Faults:
     """on_poll callback applying each ``(condition, fault)`` in turn, once, as soon as ``condition(states)``
-    holds for the run's task states (task_id -> state)."""
+    holds for the run's task states (label -> state)."""
 
     def __init__(self, *steps):
         self.steps = list(steps)
@@ -131,7 +139,7 @@ class Faults:
 
     def __call__(self, run, tis):
         if len(self.applied) < len(self.steps):
-            states = {t["task_id"]: t["state"] for t in tis}
+            states = {label(t): t["state"] for t in tis}
             condition, fault = self.steps[len(self.applied)]
             if condition(states):
                 self.applied.append(states)
@@ -140,7 +148,7 @@ class Faults:
 
 def exports_in_progress(states) -> bool:
     """An export task is deferred: its export is IN_PROGRESS and the triggerer polls it."""
-    return any(task.endswith(".export") and state == "deferred" for task, state in states.items())
+    return any(task.startswith("table.export[") and state == "deferred" for task, state in states.items())
 
 
 def task_running(states) -> bool:

@@ -75,8 +75,9 @@ def _replicate_again(nightly) -> str:
     """The replica step once more for an export already copied: it compares the existing replicas (HEAD)."""
     from dynamoguard.operators.replicas import ReplicaOperator
 
-    verified = [ti.xcom_pull(task_ids=ti.task_id) for ti in (nightly.get_task_instances() if nightly else [])
-                if ti.task_id == "orders.verify"]
+    verified = [ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
+                for ti in (nightly.get_task_instances() if nightly else [])
+                if ti.task_id == "table.verify" and ti.rendered_map_index == "orders"]
     if not verified or not verified[0]:
         return "no verified export of orders"
     try:

@@ -17,13 +17,17 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import Asset, AssetAlias, BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 
 def export_asset(table: str) -> Asset:
     """The Asset updated when a verified export of ``table`` exists (its event extra is the result)."""
     return Asset(f"dynamoguard://exports/{table}", group="dynamoguard")
+
+
+# The outlet of a verification mapped over tables: each verified export adds an event of its table's Asset.
+EXPORTS_ALIAS = AssetAlias("dynamoguard-exports", group="dynamoguard")
 
 
 def _config():
@@ -253,9 +257,11 @@ class VerifyDynamoDBExportOperator(BaseOperator):
                 f"problem(s):\n{shown}" + (f"\n  ... and {more} more" if more > 0 else "")
             )
         summary = {k: v for k, v in record.items() if k not in ("data_keys", "object_keys")}
-        for asset in self.outlets or []:
-            if isinstance(asset, Asset):
-                context["outlet_events"][asset].extra = summary
+        for outlet in self.outlets or []:
+            if isinstance(outlet, Asset):
+                context["outlet_events"][outlet].extra = summary
+            elif isinstance(outlet, AssetAlias):
+                context["outlet_events"][outlet].add(export_asset(self.table), extra=summary)
         return record
 
     def _report(self, context, config, record: dict[str, Any], result) -> None:
