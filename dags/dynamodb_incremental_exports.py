@@ -22,13 +22,13 @@ Drills restore to any point from these windows with the `incremental` source of 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
-from airflow.sdk import DAG, TaskGroup
+from airflow.sdk import DAG, task_group
 from airflow.sdk.definitions.timetables.interval import DeltaDataIntervalTimetable
 
 from dynamoguard.config import load_config
-from dynamoguard.notify import failure_notifier
+from dynamoguard.dagdefaults import START_DATE, default_args, tags
 from dynamoguard.operators.incremental import (
     IncrementalExportOperator,
     IncrementalRecordOperator,
@@ -38,31 +38,32 @@ from dynamoguard.operators.object_lock import ObjectLockCheckOperator
 from dynamoguard.operators.replicas import ReplicaOperator
 
 config = load_config()
+TABLE_LABEL = "{{ task.table }}"
 
 with DAG(
     dag_id="dynamodb_incremental_exports",
     schedule=DeltaDataIntervalTimetable(timedelta(minutes=config.incremental.interval_minutes))
     if config.incremental.enabled else None,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["dynamoguard", "backup", "dynamodb", "incremental"],
-    default_args={
-        "owner": "dynamoguard",
-        "retries": config.nightly.retries,
-        "retry_delay": timedelta(seconds=60),
-        "on_failure_callback": failure_notifier(config),
-    },
+    tags=tags("backup", "dynamodb", "incremental"),
+    default_args=default_args(config, retries=config.nightly.retries, retry_delay=timedelta(seconds=60)),
 ) as dag:
-    for table in config.tables:
-        with TaskGroup(group_id=table.name, tooltip=f"Incremental exports of {table.name}"):
-            export = IncrementalExportOperator(task_id="export", table=table.name)
-            verify = VerifyIncrementalExportOperator(task_id="verify", table=table.name, export=export.output)
-            object_lock = ObjectLockCheckOperator(task_id="object_lock", exports=verify.output)
-            replica = ReplicaOperator(task_id="replica", table=table.name, export=verify.output)
-            record = IncrementalRecordOperator(
-                task_id="record", table=table.name,
-                steps={"export": export.task_id, "verify": verify.task_id, "object_lock": object_lock.task_id,
-                       "replica": replica.task_id})
-            export >> verify >> object_lock >> replica >> record
+
+    @task_group(group_id="table", tooltip="Incremental exports of one protected table")
+    def incremental(table: str) -> None:
+        export = IncrementalExportOperator(task_id="export", table=table, map_index_template=TABLE_LABEL)
+        verify = VerifyIncrementalExportOperator(task_id="verify", table=table, export=export.output,
+                                                 map_index_template=TABLE_LABEL)
+        object_lock = ObjectLockCheckOperator(task_id="object_lock", exports=verify.output,
+                                              map_index_template="{{ task.exports.table }}")
+        replica = ReplicaOperator(task_id="replica", table=table, export=verify.output, map_index_template=TABLE_LABEL)
+        record = IncrementalRecordOperator(
+            task_id="record", table=table, map_index_template=TABLE_LABEL,
+            steps={"export": export.task_id, "verify": verify.task_id, "object_lock": object_lock.task_id,
+                   "replica": replica.task_id})
+        export >> verify >> object_lock >> replica >> record
+
+    incremental.expand(table=config.table_names)

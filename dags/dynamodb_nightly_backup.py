@@ -35,12 +35,12 @@ result carries `bucket`, `export_prefix`, `export_time`, `object_keys` for the s
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from airflow.sdk import DAG, task_group
 
 from dynamoguard.config import load_config
-from dynamoguard.notify import failure_notifier
+from dynamoguard.dagdefaults import START_DATE, default_args, tags
 from dynamoguard.operators.exports import (
     EXPORTS_ALIAS,
     DynamoDBExportPreflightOperator,
@@ -56,17 +56,13 @@ TABLE_LABEL = "{{ task.table }}"
 with DAG(
     dag_id="dynamodb_nightly_backup",
     schedule=config.nightly.schedule,
-    start_date=datetime(2026, 1, 1, tzinfo=timezone.utc),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     doc_md=__doc__,
-    tags=["dynamoguard", "backup", "dynamodb"],
-    default_args={
-        "owner": "dynamoguard",
-        "retries": config.nightly.retries,
-        "retry_delay": timedelta(seconds=config.nightly.retry_delay_seconds),
-        "on_failure_callback": failure_notifier(config),
-    },
+    tags=tags("backup", "dynamodb"),
+    default_args=default_args(config, retries=config.nightly.retries,
+                              retry_delay=timedelta(seconds=config.nightly.retry_delay_seconds)),
 ) as dag:
 
     @task_group(group_id="table", tooltip="Nightly export of one protected table")

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dynamoguard.config import load_config
 from dynamoguard.drills.digest import DigestBuckets, digest_table
 from tests.aws.incremental_helpers import BUCKET, HOUR, backdate, full_export, now_s, scan_all
 
@@ -44,7 +45,10 @@ def dag(file: str, dag_id: str):
 
 
 def states(run) -> dict[str, tuple]:
-    return {ti.task_id: (ti.state, ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index))
+    """{"<task id>" or, in a task group mapped over the tables, "<table>.<step>": (state, return value)}."""
+    tables = load_config().table_names
+    return {(f"{tables[ti.map_index]}.{ti.task_id.removeprefix('table.')}" if ti.task_id.startswith("table.")
+             else ti.task_id): (ti.state, ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index))
             for ti in run.get_task_instances()}
 
 

@@ -101,8 +101,9 @@ def _incremental(endpoint: str, nightly) -> dict[str, str]:
     from include.localaws.seed import source_session
     from tests.aws.test_emulator_export import control, wait
 
-    verified = [ti.xcom_pull(task_ids=ti.task_id) for ti in (nightly.get_task_instances() if nightly else [])
-                if ti.task_id == "orders.verify"]
+    verified = [ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index)
+                for ti in (nightly.get_task_instances() if nightly else [])
+                if ti.task_id == "table.verify" and ti.rendered_map_index == "orders"]
     if not verified or not verified[0]:
         return {"incremental": "no verified nightly export of orders"}
     config = load_config()

@@ -186,9 +186,10 @@ class IncrementalRecordOperator(DynamoguardOperator):
         from dynamoguard.timeutil import iso, utcnow
 
         ti = context["ti"]
-        plan = ti.xcom_pull(task_ids=self.steps["export"], key="plan")
-        results = {step: ti.xcom_pull(task_ids=task_id) for step, task_id in self.steps.items()}
-        failed_check = ti.xcom_pull(task_ids=self.steps["verify"], key="verification") or {}
+        mine = {"map_indexes": ti.map_index} if ti.map_index >= 0 else {}  # this table's steps in a mapped group
+        plan = ti.xcom_pull(task_ids=self.steps["export"], key="plan", **mine)
+        results = {step: ti.xcom_pull(task_ids=task_id, **mine) for step, task_id in self.steps.items()}
+        failed_check = ti.xcom_pull(task_ids=self.steps["verify"], key="verification", **mine) or {}
         previous = self.findings_store().load(rpo.JOB, self.table).get("summary") or {}
         window = (plan or {}).get("window") or {}
         replicated = rpo.replicated_to(previous, results.get("replica"), window.get("to"))
