@@ -33,7 +33,9 @@ for path in (ROOT, ROOT / "plugins"):
 
 from benchmarks.latency_proxy import spawn  # noqa: E402
 from dynamoguard.aws import client_config  # noqa: E402
-from dynamoguard.exports import export_folder, iso_ms, verify_export  # noqa: E402
+from dynamoguard.exports.manifest import export_folder  # noqa: E402
+from dynamoguard.exports.verify import verify_export  # noqa: E402
+from dynamoguard.timeutil import iso_ms  # noqa: E402
 from include.localaws import ACCESS_KEY, REGION, SECRET_KEY  # noqa: E402
 from include.localaws import process as emulator  # noqa: E402
 

@@ -44,7 +44,7 @@ from botocore.exceptions import ClientError
 
 from dynamoguard.aws import error_code
 from dynamoguard.concurrency import bounded_map, prefetch
-from dynamoguard.exports import ManifestError, checksum_matches, parse_manifest_files
+from dynamoguard.exports.manifest import ManifestError, checksum_matches, parse_manifest_files
 from dynamoguard.findings import ACCOUNT_SCOPE, Finding, severity_rank
 from dynamoguard.object_lock import export_id_time, export_time_from_summary, incremental_window_end
 from dynamoguard.timeutil import iso, utc, utcnow

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dynamoguard import exports
 from dynamoguard.config import load_config
 from dynamoguard.drills.digest import canonical_item
+from dynamoguard.exports.start import start_export
 from dynamoguard.incremental import chain
 from dynamoguard.incremental.start import start_incremental
 from dynamoguard.incremental.verify import verify_incremental
@@ -33,7 +33,7 @@ def now_s() -> datetime:
 def full_export(localaws, table: str, at: datetime) -> dict:
     """A completed full export of ``table`` at ``at`` under the nightly job's prefix."""
     ddb = localaws.client("dynamodb")
-    started = exports.start_export(ddb, CONFIG.table_arn(table), at, BUCKET, export_prefix(BASE, table, at))
+    started = start_export(ddb, CONFIG.table_arn(table), at, BUCKET, export_prefix(BASE, table, at))
     desc = wait(ddb, started.export_arn)
     assert desc["ExportStatus"] == "COMPLETED", desc
     return desc

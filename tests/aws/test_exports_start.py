@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dynamoguard.exports import (
+from dynamoguard.exports.start import (
     ExportError,
     ExportTimeOutsideWindow,
     client_token,

@@ -16,7 +16,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dynamoguard.exports import export_folder, iso_ms, verify_export
+from dynamoguard.exports.manifest import export_folder
+from dynamoguard.exports.verify import verify_export
+from dynamoguard.timeutil import iso_ms
 from tests.fixtures import real_export as real
 
 pytestmark = pytest.mark.aws

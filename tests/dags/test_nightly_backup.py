@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dynamoguard.exports import export_folder, iso_ms, list_exports, parse_time
+from dynamoguard.exports.manifest import export_folder
+from dynamoguard.exports.start import list_exports
 from dynamoguard.findings import FindingsStore
+from dynamoguard.timeutil import iso_ms, parse_time
 
 pytestmark = [pytest.mark.aws, pytest.mark.airflow]
 

@@ -93,8 +93,9 @@ def _incremental(endpoint: str, nightly) -> dict[str, str]:
     The window lies before the nightly export (at N): a full export at N - 2 h (replicated), a write moved to
     N - 1.5 h, the incremental run bounded by N - 1 h, the drill's restore point N - 1 h.
     """
-    from dynamoguard import exports
     from dynamoguard.config import load_config
+    from dynamoguard.exports.manifest import export_folder
+    from dynamoguard.exports.start import start_export
     from dynamoguard.layout import export_prefix
     from dynamoguard.operators.replicas import ReplicaOperator
     from dynamoguard.timeutil import iso, parse_time, utcnow
@@ -116,11 +117,11 @@ def _incremental(endpoint: str, nightly) -> dict[str, str]:
                                    "seconds": (utcnow() - (night - timedelta(minutes=90))).total_seconds()})
     prefix = export_prefix(config.backup_bucket.prefix, "orders", full_time)
     try:
-        started = exports.start_export(ddb, config.table_arn("orders"), full_time, config.backup_bucket.name, prefix)
+        started = start_export(ddb, config.table_arn("orders"), full_time, config.backup_bucket.name, prefix)
         desc = wait(ddb, started.export_arn, timeout=60)
         ReplicaOperator(task_id="replica_full", table="orders", export={
             "bucket": config.backup_bucket.name, "export_time": iso(full_time),
-            "export_prefix": exports.export_folder(desc["ExportArn"], prefix)}).execute({})
+            "export_prefix": export_folder(desc["ExportArn"], prefix)}).execute({})
         run = _dag("dynamodb_incremental_exports.py", "dynamodb_incremental_exports").test(
             logical_date=bound, run_after=bound)
         drill = _dag("dynamodb_restore_drill.py", "dynamodb_restore_drill").test(run_conf={

@@ -10,21 +10,23 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dynamoguard.exports import (
-    ExportNotYetRestorable,
-    ExportTimeOutsideWindow,
+from dynamoguard.exports.manifest import (
     ManifestError,
     ManifestSummary,
-    TableState,
     checksum_matches,
-    choose_export_time,
-    client_token,
-    count_json_lines,
     export_folder,
-    export_prefix,
-    iso_ms,
     parse_manifest_files,
 )
+from dynamoguard.exports.start import (
+    ExportNotYetRestorable,
+    ExportTimeOutsideWindow,
+    TableState,
+    choose_export_time,
+    client_token,
+)
+from dynamoguard.exports.verify import count_json_lines
+from dynamoguard.layout import export_prefix
+from dynamoguard.timeutil import iso_ms
 from tests.fixtures.real_export import EXPORT_ARN, FILES, FILES_MD5, SUMMARY, SUMMARY_MD5
 
 UTC = timezone.utc

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dynamoguard.exports import ManifestError
+from dynamoguard.exports.manifest import ManifestError
 from dynamoguard.findings import Finding
 from dynamoguard.reverify import FindingSet, read_summary
 

@@ -9,8 +9,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamoguard import exports
 from dynamoguard.drills import DrillError, NoVerifiedExport
+from dynamoguard.exports.manifest import ManifestError, ManifestSummary, parse_manifest_files
+from dynamoguard.exports.verify import verify_export
 from dynamoguard.timeutil import iso, iso_ms, parse_time
 
 DEFAULT_WORKERS = 32
@@ -55,11 +56,11 @@ class SkippedExport:
 def read_export(s3, bucket: str, summary_key: str) -> ExportRef:
     """Read ``manifest-summary.json`` and ``manifest-files.json``; DrillError names the object on bad input."""
     try:
-        summary = exports.ManifestSummary.parse(s3.get_object(Bucket=bucket, Key=summary_key)["Body"].read(),
+        summary = ManifestSummary.parse(s3.get_object(Bucket=bucket, Key=summary_key)["Body"].read(),
                                                 summary_key)
         files_key = summary.manifest_files_key
-        files = exports.parse_manifest_files(s3.get_object(Bucket=bucket, Key=files_key)["Body"].read(), files_key)
-    except exports.ManifestError as error:
+        files = parse_manifest_files(s3.get_object(Bucket=bucket, Key=files_key)["Body"].read(), files_key)
+    except ManifestError as error:
         raise DrillError(f"s3://{bucket}/{error}") from None
     export_root = summary_key.rsplit("/", 1)[0]
     return ExportRef(bucket=bucket, summary_key=summary_key, export_arn=summary.export_arn,
@@ -77,7 +78,7 @@ def export_problems(s3, export: ExportRef, table_arn: str, *, copied: bool = Fal
     a copied object gets a new ETag (the MD5 of each object is still checked).
     """
     summary_prefix = export.summary_key.split("/AWSDynamoDB/", 1)[0] if "/AWSDynamoDB/" in export.summary_key else None
-    result = exports.verify_export(s3, export.bucket, export.export_arn, table_arn, parse_time(export.export_time),
+    result = verify_export(s3, export.bucket, export.export_arn, table_arn, parse_time(export.export_time),
                                    summary_prefix, max_workers=workers)
     ignored = {"wrong_bucket", "etag_mismatch"} if copied else set()
     return [str(p) for p in result.problems if p.code not in ignored]

@@ -10,7 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamoguard import exports
+from dynamoguard.exports.manifest import SUMMARY_NAME, ManifestError, ManifestSummary
 from dynamoguard.incremental.windows import Window
 from dynamoguard.layout import incremental_root, incremental_window, table_prefix
 
@@ -61,7 +61,7 @@ def stored_windows(s3, bucket: str, base_prefix: str, table: str) -> list[Stored
             start, end = incremental_window(folder)
         except ValueError:
             continue
-        summaries = [p + exports.SUMMARY_NAME for p in _prefixes(s3, bucket, folder + "AWSDynamoDB/")
+        summaries = [p + SUMMARY_NAME for p in _prefixes(s3, bucket, folder + "AWSDynamoDB/")
                      if not p.endswith("/data/")]
         present = [key for key in summaries if _exists(s3, bucket, key)]
         found.append(StoredWindow(Window(start, end), folder.rstrip("/"), present[-1] if present else None))
@@ -88,15 +88,15 @@ def full_export_times(s3, bucket: str, base_prefix: str, table: str, at_or_befor
         if day == incremental_root(base_prefix, table):
             continue
         for folder in _prefixes(s3, bucket, day + "AWSDynamoDB/"):
-            key = folder + exports.SUMMARY_NAME
+            key = folder + SUMMARY_NAME
             try:
                 raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                summary = exports.ManifestSummary.parse(raw, key)
+                summary = ManifestSummary.parse(raw, key)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                     continue
                 raise
-            except exports.ManifestError:
+            except ManifestError:
                 continue
             if at_or_before is None or summary.export_time <= at_or_before:
                 times.append(summary.export_time)

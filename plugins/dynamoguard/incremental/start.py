@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamoguard.exports import ExportError, ExportTimeOutsideWindow
+from dynamoguard.exports.start import ExportError, ExportTimeOutsideWindow
 from dynamoguard.incremental.windows import Window
 from dynamoguard.timeutil import iso_ms
 

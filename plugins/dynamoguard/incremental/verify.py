@@ -21,18 +21,26 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamoguard import exports
-from dynamoguard.exports import ManifestError, VerificationResult
+from dynamoguard.exports.manifest import STARTED_NAME, SUMMARY_NAME, ManifestError, export_folder, parse_manifest_files
+from dynamoguard.exports.verify import (
+    CHECK_OF,
+    CHUNK,
+    VerificationResult,
+    check_companion,
+    list_folder,
+    read_object,
+    report_unexpected,
+)
 from dynamoguard.incremental.windows import Window
 from dynamoguard.timeutil import iso_ms, parse_time, same_ms
 
-_CHECK_OF = {**exports._CHECK_OF, "wrong_window": "summary_matches_request",
+_CHECK_OF = {**CHECK_OF, "wrong_window": "summary_matches_request",
              "not_incremental": "summary_matches_request", "line_invalid": "line_shape",
              "write_time_outside_window": "write_times"}
 
 
 class IncrementalVerification(VerificationResult):
-    """A :class:`~dynamoguard.exports.VerificationResult` whose export time is the window's end."""
+    """A :class:`~dynamoguard.exports.verify.VerificationResult` whose export time is the window's end."""
 
     window_start: datetime | None = None
 
@@ -132,7 +140,7 @@ def scan_incremental_file(s3, bucket: str, key: str, view: str | None, window: W
     start_us, end_us = int(window.start.timestamp() * 1e6), int(window.end.timestamp() * 1e6)
     body = response["Body"]
     try:
-        for chunk in iter(lambda: body.read(exports.CHUNK), b""):
+        for chunk in iter(lambda: body.read(CHUNK), b""):
             md5.update(chunk)
             sha256.update(chunk)
             data = chunk
@@ -168,25 +176,25 @@ def verify_incremental(s3, bucket: str, export_arn: str, table_arn: str, window:
     ``copied``: the objects are copies in another bucket (the replica): the summary names the original bucket
     and the ETags differ; MD5s are still checked.
     """
-    folder = exports.export_folder(export_arn, s3_prefix)
+    folder = export_folder(export_arn, s3_prefix)
     data = data_prefix(s3_prefix)
     result = IncrementalVerification(
         export_arn=export_arn, table_arn=table_arn, export_time=window.end, bucket=bucket,
         s3_prefix=(s3_prefix or "").strip("/"), export_prefix=folder,
-        manifest_summary_key=folder + exports.SUMMARY_NAME)
+        manifest_summary_key=folder + SUMMARY_NAME)
     result.window_start = window.start
-    listed = {**exports._list(s3, bucket, folder), **exports._list(s3, bucket, data)}
+    listed = {**list_folder(s3, bucket, folder), **list_folder(s3, bucket, data)}
     result.object_keys = sorted(listed)
-    expected = {folder + exports.STARTED_NAME}
+    expected = {folder + STARTED_NAME}
     result.checks_run.append("manifest_summary")
-    raw = exports._get(s3, bucket, result.manifest_summary_key)
+    raw = read_object(s3, bucket, result.manifest_summary_key)
     if raw is None:
         result.problem("manifest_summary_missing", result.manifest_summary_key, "no manifest-summary.json")
         return result
     expected.add(result.manifest_summary_key)
     result.checksum(result.manifest_summary_key, listed.get(result.manifest_summary_key, {}).get("ETag"), raw)
     result.checks_run.append("manifest_summary_checksum")
-    expected |= exports._check_companion(s3, result, listed, result.manifest_summary_key, raw, "manifest_summary")
+    expected |= check_companion(s3, result, listed, result.manifest_summary_key, raw, "manifest_summary")
     try:
         summary = IncrementalSummary.parse(raw, result.manifest_summary_key)
     except ManifestError as error:
@@ -198,16 +206,16 @@ def verify_incremental(s3, bucket: str, export_arn: str, table_arn: str, window:
     result.checks_run.append("manifest_files")
     files_key = summary.files_key
     result.manifest_files_key = files_key
-    raw_files = exports._get(s3, bucket, files_key) if files_key.startswith(folder) else None
+    raw_files = read_object(s3, bucket, files_key) if files_key.startswith(folder) else None
     if raw_files is None:
         result.problem("manifest_files_missing", files_key, f"not in the bucket under {folder}")
         return result
     expected.add(files_key)
     result.checksum(files_key, listed.get(files_key, {}).get("ETag"), raw_files)
     result.checks_run.append("manifest_files_checksum")
-    expected |= exports._check_companion(s3, result, listed, files_key, raw_files, "manifest_files")
+    expected |= check_companion(s3, result, listed, files_key, raw_files, "manifest_files")
     try:
-        files = exports.parse_manifest_files(raw_files, files_key)
+        files = parse_manifest_files(raw_files, files_key)
     except ManifestError as error:
         result.problem("manifest_files_invalid", files_key, str(error))
         return result
@@ -239,7 +247,7 @@ def verify_incremental(s3, bucket: str, export_arn: str, table_arn: str, window:
     if listed_total != summary.item_count:
         result.problem("item_count_mismatch", files_key,
                        f"data files list {listed_total} lines in total, summary itemCount is {summary.item_count}")
-    exports._unexpected(result, listed, expected)
+    report_unexpected(result, listed, expected)
     return result
 
 

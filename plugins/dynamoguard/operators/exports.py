@@ -58,14 +58,9 @@ class DynamoDBExportPreflightOperator(BaseOperator):
         self.table = table
 
     def execute(self, context) -> dict[str, Any]:
-        from dynamoguard.exports import (
-            ExportError,
-            ExportNotYetRestorable,
-            choose_export_time,
-            export_prefix,
-            iso_ms,
-            preflight,
-        )
+        from dynamoguard.exports.start import ExportError, ExportNotYetRestorable, choose_export_time, preflight
+        from dynamoguard.layout import export_prefix
+        from dynamoguard.timeutil import iso_ms
 
         config = _config()
         table = config.table(self.table)
@@ -128,7 +123,8 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
         self.preflight = preflight
 
     def execute(self, context) -> dict[str, Any]:
-        from dynamoguard.exports import ExportError, parse_time, start_export
+        from dynamoguard.exports.start import ExportError, start_export
+        from dynamoguard.timeutil import parse_time
 
         config = _config()
         pre = self.preflight
@@ -175,7 +171,9 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
                             statuses=[started_status, *(event.get("statuses") or [])])
 
     def _finish(self, ddb, export_arn: str, reused: bool, deferred: bool, statuses: list[str]) -> dict[str, Any]:
-        from dynamoguard.exports import ExportFailed, describe_export, export_folder, iso_ms, raise_if_failed
+        from dynamoguard.exports.manifest import export_folder
+        from dynamoguard.exports.start import ExportFailed, describe_export, raise_if_failed
+        from dynamoguard.timeutil import iso_ms
 
         description = describe_export(ddb, export_arn)
         try:
@@ -221,7 +219,9 @@ class VerifyDynamoDBExportOperator(BaseOperator):
         self.export = export
 
     def execute(self, context) -> dict[str, Any]:
-        from dynamoguard.exports import describe_export, parse_time, verify_export
+        from dynamoguard.exports.start import describe_export
+        from dynamoguard.exports.verify import verify_export
+        from dynamoguard.timeutil import parse_time
 
         config = _config()
         exp = self.export

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from dynamoguard.exports import ExportError
+from dynamoguard.exports.start import ExportError
 from dynamoguard.operators._base import DynamoguardOperator
 
 
@@ -35,7 +35,7 @@ class IncrementalExportOperator(DynamoguardOperator):
         self.table = table
 
     def execute(self, context, event: Any = None) -> dict[str, Any]:
-        from dynamoguard import exports
+        from dynamoguard.exports.start import preflight
         from dynamoguard.incremental import chain
         from dynamoguard.incremental.start import start_incremental
         from dynamoguard.incremental.windows import plan_window
@@ -46,7 +46,7 @@ class IncrementalExportOperator(DynamoguardOperator):
         ddb, s3 = self.client("dynamodb"), self.client("s3")
         bucket, base = config.backup_bucket.name, config.backup_bucket.prefix
         with self.failures():
-            state = exports.preflight(ddb, table.name, ensure_pitr=table.ensure_pitr)
+            state = preflight(ddb, table.name, ensure_pitr=table.ensure_pitr)
             bound = context.get("data_interval_end") or state.latest_restorable
             stored = chain.stored_windows(s3, bucket, base, table.name)
             plan = plan_window(bound=bound, interval=timedelta(minutes=config.incremental.interval_minutes),
@@ -102,7 +102,7 @@ class IncrementalExportOperator(DynamoguardOperator):
 
     def _finish(self, ddb, export_arn: str) -> dict[str, Any]:
         """The finished export's facts (all from DescribeExport, so a resumed task needs nothing else)."""
-        from dynamoguard.exports import ExportFailed, describe_export, raise_if_failed
+        from dynamoguard.exports.start import ExportFailed, describe_export, raise_if_failed
         from dynamoguard.timeutil import iso
 
         description = describe_export(ddb, export_arn)
@@ -138,7 +138,7 @@ class VerifyIncrementalExportOperator(DynamoguardOperator):
         self.export = export
 
     def execute(self, context) -> dict[str, Any]:
-        from dynamoguard.exports import describe_export
+        from dynamoguard.exports.start import describe_export
         from dynamoguard.incremental.verify import verify_incremental
         from dynamoguard.incremental.windows import Window
         from dynamoguard.timeutil import parse_time

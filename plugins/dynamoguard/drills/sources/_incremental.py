@@ -28,7 +28,7 @@ class IncrementalSource(ImportSource):
 
     def extend(self, config, s3, drill: dict[str, Any], at_or_before) -> None:
         from dynamoguard.drills.restore_points import SkippedExport
-        from dynamoguard.exports import ManifestError
+        from dynamoguard.exports.manifest import ManifestError
         from dynamoguard.incremental.chain import stored_windows
         from dynamoguard.incremental.verify import IncrementalSummary, verify_incremental
         from dynamoguard.incremental.windows import chained
