@@ -15,7 +15,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from dynamoguard.operators._base import DynamoguardOperator
@@ -29,11 +28,7 @@ def run_date(context) -> str:
     return when.date().isoformat()
 
 
-def _conn_id(config, account: str) -> str:
-    return config.access_review_conn_id if account == "source" else config.accounts.backup.aws_conn_id
-
-
-class AccessSnapshotOperator(BaseOperator):
+class AccessSnapshotOperator(DynamoguardOperator):
     """Collect one account's IAM state and resource policies; push the snapshot's S3 key."""
 
     template_fields: Sequence[str] = ("account",)
@@ -46,16 +41,14 @@ class AccessSnapshotOperator(BaseOperator):
         self.account = account
 
     def execute(self, context) -> str:
-        from dynamoguard import aws
         from dynamoguard.access.collect import collect_account
         from dynamoguard.access.report import snapshot_key
-        from dynamoguard.config import load_config
 
-        config = load_config()
-        conn = _conn_id(config, self.account)
+        config = self.config
+        account = "access_review" if self.account == "source" else "backup"
 
         def client(service):
-            return aws.client(conn, service, config.region)
+            return self.client(service, account)
 
         if self.account == "source":
             tables = [config.table_arn(t) for t in config.table_names]
@@ -68,7 +61,7 @@ class AccessSnapshotOperator(BaseOperator):
             s3=client("s3"), buckets=buckets, caller_account=client("sts").get_caller_identity()["Account"],
         )
         key = snapshot_key(config.reports_bucket.prefix, run_date(context), self.account)
-        reports = aws.client(_conn_id(config, "source"), "s3", config.region)
+        reports = self.client("s3", "access_review")
         reports.put_object(Bucket=config.reports_bucket.name, Key=key, Body=json.dumps(snapshot).encode(),
                            ContentType="application/json")
         self.log.info("Snapshot of the %s account %s written to s3://%s/%s", self.account, expected,
@@ -92,17 +85,15 @@ class AccessReviewOperator(DynamoguardOperator):
         self.snapshots = snapshots
 
     def execute(self, context) -> dict[str, Any]:
-        from dynamoguard import aws
         from dynamoguard.access.report import alert_text, new_alerts, previous_report, write_report
         from dynamoguard.access.review import run_review
-        from dynamoguard.config import load_config
         from dynamoguard.notify import notify
 
-        config = load_config()
+        config = self.config
         missing = [a for a in ACCOUNTS if not self.snapshots.get(a)]
         if missing:
             raise AirflowFailException(f"no snapshot for account(s) {missing}")
-        s3 = aws.client(_conn_id(config, "source"), "s3", config.region)
+        s3 = self.client("s3", "access_review")
         bucket, prefix = config.reports_bucket.name, config.reports_bucket.prefix
         snapshots = {a: json.loads(s3.get_object(Bucket=bucket, Key=self.snapshots[a])["Body"].read())
                      for a in ACCOUNTS}

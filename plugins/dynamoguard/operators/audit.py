@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from dynamoguard.operators._base import DynamoguardOperator
@@ -23,29 +22,19 @@ def _interval(context) -> tuple:
     return start, end
 
 
-def _load():
-    from dynamoguard.config import load_config
-
-    return load_config()
-
-
-def _logs_conn(config) -> str:
-    return config.audit_conn_id
-
-
-class AuditPlanOperator(BaseOperator):
+class AuditPlanOperator(DynamoguardOperator):
     """The (account, region, hour) units of the data interval, one mapped audit task each."""
 
     def execute(self, context) -> list[dict]:
         from dynamoguard.audit.run import plan
 
         start, end = _interval(context)
-        units = plan(_load(), start, end)
+        units = plan(self.config, start, end)
         self.log.info("Interval %s - %s: %d unit(s)", start, end, len(units))
         return units
 
 
-class AuditUnitOperator(BaseOperator):
+class AuditUnitOperator(DynamoguardOperator):
     """Audit one unit: read its log files through the rules, validate its digests, write its report part."""
 
     template_fields: Sequence[str] = ("unit",)
@@ -58,30 +47,27 @@ class AuditUnitOperator(BaseOperator):
         from dynamoguard import aws
         from dynamoguard.audit.run import Unit, audit_unit
 
-        config = _load()
+        config = self.config
         start, end = _interval(context)
         unit = Unit.from_dict(self.unit)
         workers = config.audit.max_concurrency
-        logs_s3 = aws.client(_logs_conn(config), "s3", config.region, max_pool_connections=workers)
-        reports_s3 = aws.client(config.audit_conn_id, "s3", config.region)
+        logs_s3 = self.client("s3", "audit", max_pool_connections=workers)
+        reports_s3 = self.client("s3", "audit")
 
         def cloudtrail_for_region(region: str):
-            return aws.client(_logs_conn(config), "cloudtrail", region)
+            return aws.client(self.conn_id("audit"), "cloudtrail", region)
 
         return audit_unit(config, unit, start, end, logs_s3, reports_s3, cloudtrail_for_region)
 
 
-class TrailHealthOperator(BaseOperator):
+class TrailHealthOperator(DynamoguardOperator):
     """Check the trail and its bucket; the gaps as finding dicts."""
 
     def execute(self, context) -> list[dict]:
-        from dynamoguard import aws
         from dynamoguard.audit.run import health
 
-        config = _load()
-        conn = config.audit_conn_id
-        findings = health(config, aws.client(conn, "cloudtrail", config.region),
-                          aws.client(_logs_conn(config), "s3", config.region))
+        config = self.config
+        findings = health(config, self.client("cloudtrail", "audit"), self.client("s3", "audit"))
         for finding in findings:
             self.log.warning("Trail health [%s] %s: %s", finding["severity"], finding["title"], finding["resource"])
         if not findings:
@@ -107,14 +93,13 @@ class AuditReportOperator(DynamoguardOperator):
     def execute(self, context) -> dict:
         import orjson
 
-        from dynamoguard import aws
         from dynamoguard.audit.report import describe
         from dynamoguard.audit.run import finish
         from dynamoguard.notify import notify
 
-        config = _load()
+        config = self.config
         start, end = _interval(context)
-        s3 = aws.client(config.audit_conn_id, "s3", config.region)
+        s3 = self.client("s3", "audit")
         summary = finish(config, s3, start, end, list(self.units or []), list(self.health or []))
         self.log.info("CloudTrail audit %s - %s: %s", start, end, orjson.dumps(summary).decode())
         self._store(context, config, s3, start, end, summary)

@@ -17,8 +17,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from airflow.sdk import Asset, AssetAlias, BaseOperator
+from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from dynamoguard.operators._base import DynamoguardOperator
 
 
 def export_asset(table: str) -> Asset:
@@ -30,19 +32,7 @@ def export_asset(table: str) -> Asset:
 EXPORTS_ALIAS = AssetAlias("dynamoguard-exports", group="dynamoguard")
 
 
-def _config():
-    from dynamoguard.config import load_config
-
-    return load_config()
-
-
-def _client(config, service: str, **kwargs):
-    from dynamoguard import aws
-
-    return aws.client(config.accounts.source.aws_conn_id, service, config.region, **kwargs)
-
-
-class DynamoDBExportPreflightOperator(BaseOperator):
+class DynamoDBExportPreflightOperator(DynamoguardOperator):
     """Check ``table`` can be exported and choose the export time and S3 prefix for this run.
 
     Export time = the run's data-interval end (a backfill exports each night as it was), or latest
@@ -62,9 +52,9 @@ class DynamoDBExportPreflightOperator(BaseOperator):
         from dynamoguard.layout import export_prefix
         from dynamoguard.timeutil import iso_ms
 
-        config = _config()
+        config = self.config
         table = config.table(self.table)
-        ddb = _client(config, "dynamodb")
+        ddb = self.client("dynamodb")
         try:
             state = preflight(ddb, table.name, ensure_pitr=table.ensure_pitr)
         except ExportError as error:
@@ -107,7 +97,7 @@ class DynamoDBExportPreflightOperator(BaseOperator):
         return self.execute(context)
 
 
-class DynamoDBPointInTimeExportOperator(BaseOperator):
+class DynamoDBPointInTimeExportOperator(DynamoguardOperator):
     """Start (or reuse) the point-in-time export chosen by preflight, then defer until it finishes.
 
     ``preflight`` is the preflight result (usually its XComArg). Returns the finished export's
@@ -126,9 +116,9 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
         from dynamoguard.exports.start import ExportError, start_export
         from dynamoguard.timeutil import parse_time
 
-        config = _config()
+        config = self.config
         pre = self.preflight
-        ddb = _client(config, "dynamodb")
+        ddb = self.client("dynamodb")
         try:
             started = start_export(ddb, pre["table_arn"], parse_time(pre["export_time"]), pre["bucket"],
                                    pre["s3_prefix"])
@@ -159,7 +149,7 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
 
     def execute_complete(self, context, event: dict[str, Any], reused: bool = False,
                          started_status: str = "IN_PROGRESS") -> dict[str, Any]:
-        config = _config()
+        config = self.config
         self.log.info("Export wait ended: %s after %s polls (%s)", event.get("status"), event.get("polls"),
                       " -> ".join(event.get("statuses") or []))
         if event.get("status") == "timeout":
@@ -167,7 +157,7 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
                                    f"{config.nightly.export_timeout_minutes}); a retry resumes waiting on it")
         if event.get("status") == "error":
             raise AirflowException(f"{self.table}: {event.get('message')}")
-        return self._finish(_client(config, "dynamodb"), event["export_arn"], reused=reused, deferred=True,
+        return self._finish(self.client("dynamodb"), event["export_arn"], reused=reused, deferred=True,
                             statuses=[started_status, *(event.get("statuses") or [])])
 
     def _finish(self, ddb, export_arn: str, reused: bool, deferred: bool, statuses: list[str]) -> dict[str, Any]:
@@ -202,7 +192,7 @@ class DynamoDBPointInTimeExportOperator(BaseOperator):
         return result
 
 
-class VerifyDynamoDBExportOperator(BaseOperator):
+class VerifyDynamoDBExportOperator(DynamoguardOperator):
     """Verify a finished export against its manifests; fail (and notify) on any problem.
 
     ``export`` is the export task's result (usually its XComArg). Returns the verification record
@@ -212,6 +202,7 @@ class VerifyDynamoDBExportOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("table", "export")
     ui_color = "#d5f0dc"
+    job = "export"
 
     def __init__(self, *, table: str, export: Any, **kwargs: Any):
         super().__init__(**kwargs)
@@ -223,10 +214,10 @@ class VerifyDynamoDBExportOperator(BaseOperator):
         from dynamoguard.exports.verify import verify_export
         from dynamoguard.timeutil import parse_time
 
-        config = _config()
+        config = self.config
         exp = self.export
-        s3 = _client(config, "s3", max_pool_connections=config.nightly.max_concurrency)
-        description = describe_export(_client(config, "dynamodb"), exp["export_arn"])
+        s3 = self.client("s3", max_pool_connections=config.nightly.max_concurrency)
+        description = describe_export(self.client("dynamodb"), exp["export_arn"])
         result = verify_export(
             s3, exp["bucket"], exp["export_arn"], exp["table_arn"], parse_time(exp["export_time"]), exp["s3_prefix"],
             description=description, max_workers=config.nightly.max_concurrency,
@@ -266,16 +257,15 @@ class VerifyDynamoDBExportOperator(BaseOperator):
 
     def _report(self, context, config, record: dict[str, Any], result) -> None:
         """Store this verification's findings (each problem, and an item-count drop against the previous
-        verified export) with the table's export summary and chart point."""
-        from dynamoguard.findings import Finding, FindingsStore, RunRef
+        verified export) with the table's export summary and chart point; a failed verification is notified
+        with its problems by the failure notifier."""
+        from dynamoguard.findings import Finding
         from dynamoguard.trend import item_count_drop, previous_export
 
-        reports = config.reports_bucket
-        store = FindingsStore(_client(config, "s3"), reports.name, reports.prefix)
-        history = store.load("export", self.table).get("history", [])
+        history = self.findings_store().load(self.job, self.table).get("history", [])
         verified = [{"export_time": p["at"], "item_count": p.get("items"), "bytes": p.get("bytes")} for p in history]
         findings = [
-            Finding(job="export", check=p.code, severity="high", table=self.table,
+            Finding(job=self.job, check=p.code, severity="high", table=self.table,
                     resource=f"s3://{record['bucket']}/{p.key}" if p.key else f"table/{self.table}",
                     title=f"{self.table}: export {record['export_time']} failed verification: {p.code} ({p.key})",
                     evidence={"export_arn": record["export_arn"], "export_time": record["export_time"],
@@ -290,11 +280,5 @@ class VerifyDynamoDBExportOperator(BaseOperator):
         summary.update(checks_passed=len(record.get("checks_passed") or []), ok=result.ok)
         point = {"at": record["export_time"], "items": record["item_count"], "bytes": record["bytes"]} \
             if result.ok else None
-        changes = store.record("export", self.table, findings, RunRef.from_context(context), summary=summary,
-                               history_point=point)
-        if result.ok and changes.alerts:  # a failed verification is notified with its problems by the failure
-            from dynamoguard.findings import alert_lines
-            from dynamoguard.notify import notify
-
-            notify(config, f"dynamoguard export: {len(changes.alerts)} new finding(s) for {self.table}",
-                   "\n".join(alert_lines(changes.alerts) + [f"Run: {RunRef.from_context(context).url}"]))
+        self.report(context, self.table, findings, summary=summary, history_point=point, succeeded=result.ok,
+                    alert=result.ok)
