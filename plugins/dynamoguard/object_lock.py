@@ -32,8 +32,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.aws import error_code
 from dynamoguard.concurrency import bounded_map, prefetch
+from dynamoguard.exports.manifest import export_id_time, export_time_from_summary
 from dynamoguard.layout import incremental_window
+from dynamoguard.timeutil import utc
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,6 @@ def store_severity(code: str) -> str:
     return STORE_SEVERITY.get(code, "high")
 
 _EXPORT_ROOT = re.compile(r"^(?P<root>(?:.*/)?AWSDynamoDB/(?P<export_id>[^/]+)/)")
-_EXPORT_ID = re.compile(r"^(?P<millis>\d{13,14})-[0-9a-f]{8}$")
 SUMMARY_NAME = "manifest-summary.json"
 
 
@@ -121,7 +123,7 @@ class LockPolicy:
         return cls(backup_bucket.lock_mode, backup_bucket.min_retention_days, backup_bucket.allow_governance)
 
     def required_until(self, export_time: datetime) -> datetime:
-        return _aware(export_time) + timedelta(days=self.min_retention_days)
+        return utc(export_time) + timedelta(days=self.min_retention_days)
 
     def accepts(self, mode: str | None) -> bool:
         return mode == COMPLIANCE or (mode == GOVERNANCE and self.allow_governance)
@@ -161,7 +163,7 @@ class ObjectLockState:
             key=key,
             version_id=head.get("VersionId"),
             mode=head.get("ObjectLockMode"),
-            retain_until=_aware(until) if until else None,
+            retain_until=utc(until) if until else None,
             legal_hold=head.get("ObjectLockLegalHoldStatus") == "ON",
         )
 
@@ -182,10 +184,6 @@ class Change:
             "key": self.key, "version_id": self.version_id, "old_mode": self.old_mode,
             "old_until": _iso(self.old_until), "new_mode": self.new_mode, "new_until": _iso(self.new_until),
         }
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def _ceil_second(value: datetime) -> datetime:
@@ -324,29 +322,6 @@ def incremental_window_end(key: str) -> datetime | None:
         return None
 
 
-def export_id_time(export_id: str) -> datetime | None:
-    """The time an export was requested, from its ExportId (``<epoch millis>-<8 hex>``)."""
-    match = _EXPORT_ID.match(export_id)
-    return datetime.fromtimestamp(int(match["millis"]) / 1000, tz=timezone.utc) if match else None
-
-
-def export_time_from_summary(summary: dict[str, Any]) -> datetime:
-    """``exportTime`` of a manifest-summary.json (``exportToTime`` for incremental exports)."""
-    value = summary.get("exportTime") or summary.get("exportToTime")
-    if value is None:
-        raise ValueError("manifest-summary.json has neither exportTime nor exportToTime")
-    return parse_time(value)
-
-
-def parse_time(value: Any) -> datetime:
-    """An aware datetime from a datetime, ISO-8601 text or epoch seconds."""
-    if isinstance(value, datetime):
-        return _aware(value)
-    if isinstance(value, (int, float)):
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    return _aware(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-
-
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -451,10 +426,6 @@ class ObjectLockViolation(Exception):
 # ---------------------------------------------------------------------------------------------
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _owner(expected_owner: str | None) -> dict[str, str]:
     return {"ExpectedBucketOwner": expected_owner} if expected_owner else {}
 
@@ -464,13 +435,13 @@ def check_bucket(s3, bucket: str, policy: LockPolicy, expected_owner: str | None
     try:
         versioning = s3.get_bucket_versioning(Bucket=bucket, **_owner(expected_owner)).get("Status")
     except ClientError as error:
-        return [Finding(UNREADABLE, f"bucket {bucket}: cannot read versioning ({_error_code(error)}: {error})")]
+        return [Finding(UNREADABLE, f"bucket {bucket}: cannot read versioning ({error_code(error)}: {error})")]
     try:
         lock = s3.get_object_lock_configuration(Bucket=bucket, **_owner(expected_owner))["ObjectLockConfiguration"]
     except ClientError as error:
-        if _error_code(error) != "ObjectLockConfigurationNotFoundError":
+        if error_code(error) != "ObjectLockConfigurationNotFoundError":
             return [Finding(UNREADABLE, f"bucket {bucket}: cannot read Object Lock configuration "
-                                        f"({_error_code(error)}: {error})")]
+                                        f"({error_code(error)}: {error})")]
         lock = None
     return check_bucket_settings(bucket, versioning, lock, policy)
 
@@ -493,7 +464,7 @@ def _head(s3, bucket: str, key: str, expected_owner: str | None) -> ObjectLockSt
     try:
         head = s3.head_object(Bucket=bucket, Key=key, **_owner(expected_owner))
     except ClientError as error:
-        code = _error_code(error)
+        code = error_code(error)
         if code in ("404", "NoSuchKey", "NotFound"):
             return Finding(MISSING, f"{key}: listed but HEAD found no current version (deleted meanwhile?)", key=key)
         return Finding(UNREADABLE, f"{key}: HEAD failed ({code}: {error})", key=key)
@@ -511,7 +482,7 @@ def _extend(s3, bucket: str, state: ObjectLockState, retention: dict[str, Any],
     try:
         s3.put_object_retention(**kwargs)
     except ClientError as error:
-        return Finding(NOT_EXTENDED, f"{state.key}: could not extend retention ({_error_code(error)}: {error})",
+        return Finding(NOT_EXTENDED, f"{state.key}: could not extend retention ({error_code(error)}: {error})",
                        key=state.key, version_id=state.version_id)
     return Change(state.key, state.version_id, state.mode, state.retain_until,
                   retention["Mode"], retention["RetainUntilDate"])
@@ -571,7 +542,7 @@ def read_export_time(s3, bucket: str, root: str, expected_owner: str | None = No
     try:
         body = s3.get_object(Bucket=bucket, Key=root + SUMMARY_NAME, **_owner(expected_owner))["Body"].read()
     except ClientError as error:
-        if _error_code(error) in ("NoSuchKey", "404"):
+        if error_code(error) in ("NoSuchKey", "404"):
             return None
         raise
     try:
@@ -625,7 +596,7 @@ def sweep(s3, bucket: str, prefix: str, policy: LockPolicy, *, now: datetime | N
     The listing is streamed page by page; an export's time is read from its manifest-summary.json
     the first time one of its keys is seen (only the current export's time is kept).
     """
-    now = _aware(now or datetime.now(timezone.utc))
+    now = utc(now or datetime.now(timezone.utc))
     report = Report(bucket, policy, max_shown, listener=listener)
     for finding in check_bucket(s3, bucket, policy, expected_owner):
         report.add(finding)

@@ -46,6 +46,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.aws import error_code
 from dynamoguard.concurrency import bounded_map, prefetch
 
 log = logging.getLogger(__name__)
@@ -237,10 +238,6 @@ def stream_digest(body, ranges: list[tuple[int, int]] | None = None) -> Digest:
                   tuple(_b64(p) for p in parts))
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 def _status(error: ClientError) -> int:
     return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
 
@@ -257,7 +254,7 @@ def _retry_conflicts(write: Callable[[], Any], attempts: int = CONFLICT_ATTEMPTS
         try:
             return write()
         except ClientError as error:
-            if _error_code(error) != "ConditionalRequestConflict" or attempt >= attempts:
+            if error_code(error) != "ConditionalRequestConflict" or attempt >= attempts:
                 raise
         log.info("ConditionalRequestConflict, attempt %d of %d; retrying", attempt, attempts)
         time.sleep(pause * 2 ** (attempt - 1))
@@ -444,7 +441,7 @@ class Replicator:
             try:
                 outcome, detail = check(src, *replica)
             except ClientError as error:
-                outcome, detail = "error", f"{_error_code(error)}: {error}"
+                outcome, detail = "error", f"{error_code(error)}: {error}"
             except ValueError as error:
                 outcome, detail = "error", str(error)
             return outcome, src.key, detail
@@ -471,7 +468,7 @@ def replica_bucket_ownership(backup_s3, replica_bucket: str) -> str | None:
     try:
         rules = backup_s3.get_bucket_ownership_controls(Bucket=replica_bucket)["OwnershipControls"]["Rules"]
     except ClientError as error:
-        if _error_code(error) == "OwnershipControlsNotFoundError":
+        if error_code(error) == "OwnershipControlsNotFoundError":
             return None
         raise
     return rules[0].get("ObjectOwnership") if rules else None
@@ -490,7 +487,7 @@ def replication_problems(source_s3, source_bucket: str, prefix: str, replica_buc
     try:
         config = source_s3.get_bucket_replication(Bucket=source_bucket)["ReplicationConfiguration"]
     except ClientError as error:
-        if _error_code(error) == "ReplicationConfigurationNotFoundError":
+        if error_code(error) == "ReplicationConfigurationNotFoundError":
             return [f"bucket {source_bucket} has no replication configuration"]
         raise
     target = f"arn:aws:s3:::{replica_bucket}"

@@ -13,14 +13,11 @@ from botocore.exceptions import ClientError
 
 from dynamoguard.audit.event_selectors import management_events_off, uncovered_data_resources
 from dynamoguard.audit.findings import Finding
+from dynamoguard.aws import error_code
 
 
 def _gap(severity: str, title: str, resource: str, **detail) -> Finding:
     return Finding(severity=severity, rule="trail-health", title=title, resource=resource, detail=detail)
-
-
-def _code(error: ClientError) -> str:
-    return error.response["Error"]["Code"]
 
 
 def trail_health(cloudtrail, s3, trail_name: str, bucket: str, required: tuple[tuple[str, str], ...],
@@ -29,7 +26,7 @@ def trail_health(cloudtrail, s3, trail_name: str, bucket: str, required: tuple[t
     try:
         trail = cloudtrail.get_trail(Name=trail_name)["Trail"]
     except ClientError as error:
-        if _code(error) in ("TrailNotFoundException", "ResourceNotFoundException"):
+        if error_code(error) in ("TrailNotFoundException", "ResourceNotFoundException"):
             return [_gap("critical", "Trail does not exist", trail_name)]
         raise
     arn = trail.get("TrailARN", trail_name)
@@ -59,7 +56,7 @@ def bucket_protection(s3, bucket: str, min_log_retention_days: int) -> list[Find
     try:
         versioning = s3.get_bucket_versioning(Bucket=bucket).get("Status")
     except ClientError as error:
-        if _code(error) == "NoSuchBucket":
+        if error_code(error) == "NoSuchBucket":
             return [_gap("critical", "Trail bucket does not exist", resource)]
         raise
     findings = []
@@ -70,7 +67,7 @@ def bucket_protection(s3, bucket: str, min_log_retention_days: int) -> list[Find
         lock = s3.get_object_lock_configuration(Bucket=bucket)["ObjectLockConfiguration"]
         locked = lock.get("ObjectLockEnabled") == "Enabled"
     except ClientError as error:
-        if _code(error) != "ObjectLockConfigurationNotFoundError":
+        if error_code(error) != "ObjectLockConfigurationNotFoundError":
             raise
         locked = False
     if not locked:
@@ -78,7 +75,7 @@ def bucket_protection(s3, bucket: str, min_log_retention_days: int) -> list[Find
     try:
         rules = s3.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
     except ClientError as error:
-        if _code(error) != "NoSuchLifecycleConfiguration":
+        if error_code(error) != "NoSuchLifecycleConfiguration":
             raise
         rules = []
     for rule in rules:

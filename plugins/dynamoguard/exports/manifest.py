@@ -7,7 +7,8 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from typing import Any
 
 from dynamoguard.timeutil import parse_time
 
@@ -156,3 +157,20 @@ def checksum_matches(companion: str, data: bytes) -> bool:
     md5, sha256 = hashlib.md5(data).digest(), hashlib.sha256(data).digest()
     candidates = {base64.b64encode(md5).decode(), md5.hex(), base64.b64encode(sha256).decode(), sha256.hex()}
     return value in candidates or value.lower() in candidates
+
+
+EXPORT_ID = re.compile(r"^(?P<millis>\d{13,14})-[0-9a-f]{8}$")
+
+
+def export_id_time(export_id: str) -> datetime | None:
+    """The time an export was requested, from its ExportId (``<epoch millis>-<8 hex>``)."""
+    match = EXPORT_ID.match(export_id)
+    return datetime.fromtimestamp(int(match["millis"]) / 1000, tz=timezone.utc) if match else None
+
+
+def export_time_from_summary(summary: dict[str, Any]) -> datetime:
+    """``exportTime`` of a manifest-summary.json (``exportToTime`` for incremental exports)."""
+    value = summary.get("exportTime") or summary.get("exportToTime")
+    if value is None:
+        raise ValueError("manifest-summary.json has neither exportTime nor exportToTime")
+    return parse_time(value)

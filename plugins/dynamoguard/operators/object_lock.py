@@ -142,8 +142,9 @@ class ObjectLockCheckOperator(_ObjectLockOperator):
 
     def execute(self, context) -> dict[str, Any]:
         from dynamoguard.notify import FindingsFailed
-        from dynamoguard.object_lock import check_export, parse_time
+        from dynamoguard.object_lock import check_export
         from dynamoguard.reverify import Target
+        from dynamoguard.timeutil import parse_time
 
         config, s3, policy, concurrency, enforce = self._setup()
         exports = [self.exports] if isinstance(self.exports, dict) else list(self.exports or [])
