@@ -16,7 +16,10 @@ It also carries the job's small per-scope ``summary`` and a bounded ``history`` 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
+import threading
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -274,3 +277,75 @@ def alert_lines(findings: Iterable[Mapping[str, Any]], limit: int = 20) -> list[
     if len(items) > limit:
         lines.append(f"... and {len(items) - limit} more")
     return lines
+
+
+class FindingSet:
+    """Findings per scope, at most ``max_per_check`` per (scope, check) kept; the rest counted."""
+
+    def __init__(self, max_per_check: int = 50):
+        self.max_per_check = max_per_check
+        self._kept: dict[tuple[str, str], list[tuple[tuple, int, Finding]]] = defaultdict(list)
+        self._dropped: Counter = Counter()
+        self._dropped_severity: dict[tuple[str, str], str] = {}
+        self._order = 0
+        self._lock = threading.Lock()  # the folder walk adds findings from its read-ahead thread
+        self.counts: Counter = Counter()
+
+    def add(self, scope: str, finding: Finding) -> None:
+        with self._lock:
+            self._add(scope, finding)
+
+    def _add(self, scope: str, finding: Finding) -> None:
+        self.counts[finding.check] += 1
+        kept = self._kept[(scope, finding.check)]
+        # max-heap on (resource, dedup) through negated ordering: keep the smallest resources
+        entry = (_Desc((finding.resource, finding.dedup)), self._order, finding)
+        self._order += 1
+        if len(kept) < self.max_per_check:
+            heapq.heappush(kept, entry)
+            return
+        dropped = heapq.heappushpop(kept, entry)[2]
+        self._dropped[(scope, finding.check)] += 1
+        worst = self._dropped_severity.get((scope, finding.check))
+        if worst is None or severity_rank(dropped.severity) < severity_rank(worst):
+            self._dropped_severity[(scope, finding.check)] = dropped.severity
+
+    @property
+    def scopes(self) -> set[str]:
+        return {scope for scope, _ in self._kept}
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def for_scope(self, scope: str, job: str, resource: str) -> list[Finding]:
+        """The kept findings of ``scope`` (sorted) plus one finding per check counting those not kept."""
+        findings: list[Finding] = []
+        for (kept_scope, check), kept in sorted(self._kept.items()):
+            if kept_scope != scope:
+                continue
+            findings += sorted((f for _, _, f in kept), key=lambda f: (f.resource, f.dedup))
+            more = self._dropped[(scope, check)]
+            if more:
+                findings.append(Finding(
+                    job=job, check=check, severity=self._dropped_severity[(scope, check)], resource=resource,
+                    table=None if scope == ACCOUNT_SCOPE else scope, dedup="more",
+                    title=f"{scope}: {more} more {check.replace('_', ' ')} finding(s) beyond the "
+                          f"{self.max_per_check} listed",
+                    evidence={"check": check, "more": more, "listed": self.max_per_check},
+                ))
+        return findings
+
+
+class _Desc:
+    """Reverses the order of a value, so that ``heapq`` (a min-heap) pops the largest resource first."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: tuple):
+        self.value = value
+
+    def __lt__(self, other: _Desc) -> bool:
+        return self.value > other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Desc) and self.value == other.value

@@ -6,6 +6,7 @@ never ``/orders/...``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 
 from dynamoguard.timeutil import utc
@@ -45,3 +46,32 @@ def incremental_window(folder: str) -> tuple[datetime, datetime]:
     start, _, end = folder.rstrip("/").rsplit("/", 1)[-1].partition("_")
     return (datetime.strptime(start, STAMP).replace(tzinfo=timezone.utc),
             datetime.strptime(end, STAMP).replace(tzinfo=timezone.utc))
+
+
+_EXPORT_ROOT = re.compile(r"^(?P<root>(?:.*/)?AWSDynamoDB/(?P<export_id>[^/]+)/)")
+
+
+def export_root(key: str) -> tuple[str, str] | None:
+    """``(root prefix, ExportId)`` of an object inside a DynamoDB export, else None."""
+    match = _EXPORT_ROOT.match(key)
+    return (match["root"], match["export_id"]) if match else None
+
+
+_INCREMENTAL_SHARED = re.compile(r"^(?P<window>[^/].*?)/(?:AWSDynamoDB/data/[^/]+|table-schema\.json)$")
+
+
+def incremental_window_end(key: str) -> datetime | None:
+    """The window end (the export time) of an object an incremental window keeps outside its export folder.
+
+    AWS writes an incremental export's data files to ``<S3Prefix>/AWSDynamoDB/data/``, beside (not inside)
+    its ``AWSDynamoDB/<ExportId>/`` folder, and the incremental job writes ``table-schema.json`` beside it;
+    each window has its own prefix (``layout.incremental_prefix``), whose name gives the window. None for
+    any other key.
+    """
+    match = _INCREMENTAL_SHARED.match(key)
+    if match is None:
+        return None
+    try:
+        return incremental_window(match["window"])[1]
+    except ValueError:
+        return None

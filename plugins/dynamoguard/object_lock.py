@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +34,7 @@ from botocore.exceptions import ClientError
 from dynamoguard.aws import error_code
 from dynamoguard.concurrency import bounded_map, prefetch
 from dynamoguard.exports.manifest import export_id_time, export_time_from_summary
-from dynamoguard.layout import incremental_window
+from dynamoguard.layout import export_root, incremental_window_end
 from dynamoguard.timeutil import utc
 
 log = logging.getLogger(__name__)
@@ -92,7 +91,6 @@ def store_severity(code: str) -> str:
     """The findings-store severity of a finding code."""
     return STORE_SEVERITY.get(code, "high")
 
-_EXPORT_ROOT = re.compile(r"^(?P<root>(?:.*/)?AWSDynamoDB/(?P<export_id>[^/]+)/)")
 SUMMARY_NAME = "manifest-summary.json"
 
 
@@ -296,32 +294,6 @@ def planned_retention(state: ObjectLockState, required_until: datetime, policy: 
     return {"Mode": mode, "RetainUntilDate": until}
 
 
-def export_root(key: str) -> tuple[str, str] | None:
-    """``(root prefix, ExportId)`` of an object inside a DynamoDB export, else None."""
-    match = _EXPORT_ROOT.match(key)
-    return (match["root"], match["export_id"]) if match else None
-
-
-_INCREMENTAL_SHARED = re.compile(r"^(?P<window>[^/].*?)/(?:AWSDynamoDB/data/[^/]+|table-schema\.json)$")
-
-
-def incremental_window_end(key: str) -> datetime | None:
-    """The window end (the export time) of an object an incremental window keeps outside its export folder.
-
-    AWS writes an incremental export's data files to ``<S3Prefix>/AWSDynamoDB/data/``, beside (not inside)
-    its ``AWSDynamoDB/<ExportId>/`` folder, and the incremental job writes ``table-schema.json`` beside it;
-    each window has its own prefix (``layout.incremental_prefix``), whose name gives the window. None for
-    any other key.
-    """
-    match = _INCREMENTAL_SHARED.match(key)
-    if match is None:
-        return None
-    try:
-        return incremental_window(match["window"])[1]
-    except ValueError:
-        return None
-
-
 # ---------------------------------------------------------------------------------------------
 # Report
 # ---------------------------------------------------------------------------------------------
@@ -411,14 +383,6 @@ class Report:
             "changes_count": self.changes_count,
             "changes": [c.as_dict() for c in self.changes],
         }
-
-
-class ObjectLockViolation(Exception):
-    """Raised by callers that must fail when a report has violations; carries the report."""
-
-    def __init__(self, report: Report):
-        super().__init__(report.summary())
-        self.report = report
 
 
 # ---------------------------------------------------------------------------------------------

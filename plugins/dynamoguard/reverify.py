@@ -29,10 +29,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import heapq
 import json
 import logging
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import closing
@@ -44,9 +42,15 @@ from botocore.exceptions import ClientError
 
 from dynamoguard.aws import error_code
 from dynamoguard.concurrency import bounded_map, prefetch
-from dynamoguard.exports.manifest import ManifestError, checksum_matches, parse_manifest_files
-from dynamoguard.findings import ACCOUNT_SCOPE, Finding, severity_rank
-from dynamoguard.object_lock import export_id_time, export_time_from_summary, incremental_window_end
+from dynamoguard.exports.manifest import (
+    ManifestError,
+    checksum_matches,
+    export_id_time,
+    export_time_from_summary,
+    parse_manifest_files,
+)
+from dynamoguard.findings import ACCOUNT_SCOPE, Finding, FindingSet
+from dynamoguard.layout import incremental_window_end
 from dynamoguard.timeutil import iso, utc, utcnow
 from dynamoguard.versions import KeyHistory, Version, histories_of_pages, history_findings, iter_histories
 
@@ -105,78 +109,6 @@ class Target:
         if not sep or not head or head == EXPORT_FOLDER.rstrip("/"):
             return ACCOUNT_SCOPE
         return head
-
-
-class FindingSet:
-    """Findings per scope, at most ``max_per_check`` per (scope, check) kept; the rest counted."""
-
-    def __init__(self, max_per_check: int = DEFAULT_MAX_PER_CHECK):
-        self.max_per_check = max_per_check
-        self._kept: dict[tuple[str, str], list[tuple[tuple, int, Finding]]] = defaultdict(list)
-        self._dropped: Counter = Counter()
-        self._dropped_severity: dict[tuple[str, str], str] = {}
-        self._order = 0
-        self._lock = threading.Lock()  # the folder walk adds findings from its read-ahead thread
-        self.counts: Counter = Counter()
-
-    def add(self, scope: str, finding: Finding) -> None:
-        with self._lock:
-            self._add(scope, finding)
-
-    def _add(self, scope: str, finding: Finding) -> None:
-        self.counts[finding.check] += 1
-        kept = self._kept[(scope, finding.check)]
-        # max-heap on (resource, dedup) through negated ordering: keep the smallest resources
-        entry = (_Desc((finding.resource, finding.dedup)), self._order, finding)
-        self._order += 1
-        if len(kept) < self.max_per_check:
-            heapq.heappush(kept, entry)
-            return
-        dropped = heapq.heappushpop(kept, entry)[2]
-        self._dropped[(scope, finding.check)] += 1
-        worst = self._dropped_severity.get((scope, finding.check))
-        if worst is None or severity_rank(dropped.severity) < severity_rank(worst):
-            self._dropped_severity[(scope, finding.check)] = dropped.severity
-
-    @property
-    def scopes(self) -> set[str]:
-        return {scope for scope, _ in self._kept}
-
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    def for_scope(self, scope: str, job: str, resource: str) -> list[Finding]:
-        """The kept findings of ``scope`` (sorted) plus one finding per check counting those not kept."""
-        findings: list[Finding] = []
-        for (kept_scope, check), kept in sorted(self._kept.items()):
-            if kept_scope != scope:
-                continue
-            findings += sorted((f for _, _, f in kept), key=lambda f: (f.resource, f.dedup))
-            more = self._dropped[(scope, check)]
-            if more:
-                findings.append(Finding(
-                    job=job, check=check, severity=self._dropped_severity[(scope, check)], resource=resource,
-                    table=None if scope == ACCOUNT_SCOPE else scope, dedup="more",
-                    title=f"{scope}: {more} more {check.replace('_', ' ')} finding(s) beyond the "
-                          f"{self.max_per_check} listed",
-                    evidence={"check": check, "more": more, "listed": self.max_per_check},
-                ))
-        return findings
-
-
-class _Desc:
-    """Reverses the order of a value, so that ``heapq`` (a min-heap) pops the largest resource first."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: tuple):
-        self.value = value
-
-    def __lt__(self, other: _Desc) -> bool:
-        return self.value > other.value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Desc) and self.value == other.value
 
 
 @dataclass

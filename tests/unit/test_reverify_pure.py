@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import pytest
 
 from dynamoguard.exports.manifest import ManifestError
-from dynamoguard.findings import Finding
-from dynamoguard.reverify import FindingSet, read_summary
+from dynamoguard.findings import Finding, FindingSet
+from dynamoguard.reverify import read_summary
 
 
 def test_full_and_incremental_summaries_give_the_export_time_and_files_manifest():

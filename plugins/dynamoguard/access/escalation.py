@@ -54,60 +54,21 @@ from dynamoguard.access.evaluate import (
     statement_principals,
     statements,
 )
+from dynamoguard.access.methods import (
+    CREDENTIAL_ACTIONS,
+    DROP_BOUNDARY,
+    MODIFY_ACTIONS,
+    PASS_ROLE_METHODS,
+    WRITE_GROUP_POLICY,
+    WRITE_POLICY,
+    PassRoleMethod,
+)
 
 ACTIVE = ("allowed", "conditional")
 NOT_ALLOWED = Access("not_allowed")
 ADMIN_POLICY = {"Version": "2012-10-17", "Statement": [{"Sid": "Anything", "Effect": "Allow", "Action": "*",
                                                           "Resource": "*"}]}
 IAM_SCOPE = "arn:aws:iam::*"
-
-
-@dataclass(frozen=True)
-class PassRoleMethod:
-    """Passing a role to a service that then runs code the caller controls as that role."""
-
-    name: str
-    service: str  # the service principal the role must trust, and the value of iam:PassedToService
-    needs: tuple[tuple[str, ...], ...]  # all of these groups, one action of each group
-    instance_profile: bool = False  # the role must be in an instance profile (or the caller can make one)
-
-
-PASS_ROLE_METHODS = (
-    # pathfinding.cloud lambda-001/002; Rhino methods 15-16
-    PassRoleMethod("Lambda", "lambda.amazonaws.com", (("lambda:CreateFunction",), (
-        "lambda:InvokeFunction", "lambda:CreateEventSourceMapping", "lambda:AddPermission"))),
-    # ec2-001; Rhino method 3; PMapper ec2_edges
-    PassRoleMethod("EC2", "ec2.amazonaws.com", (("ec2:RunInstances",),), instance_profile=True),
-    # PMapper autoscaling_edges
-    PassRoleMethod("Auto Scaling", "ec2.amazonaws.com", (
-        ("autoscaling:CreateLaunchConfiguration", "ec2:CreateLaunchTemplate"),
-        ("autoscaling:CreateAutoScalingGroup",)), instance_profile=True),
-    # cloudformation-001; Rhino method 17
-    PassRoleMethod("CloudFormation", "cloudformation.amazonaws.com", (("cloudformation:CreateStack",),)),
-    # glue-001, glue-003..006; Rhino methods 18-19
-    PassRoleMethod("Glue dev endpoint", "glue.amazonaws.com", (("glue:CreateDevEndpoint",),)),
-    PassRoleMethod("Glue job", "glue.amazonaws.com", (("glue:CreateJob",), ("glue:StartJobRun", "glue:CreateTrigger"))),
-    # datapipeline-001; Rhino method 20
-    PassRoleMethod("Data Pipeline", "datapipeline.amazonaws.com", (
-        ("datapipeline:CreatePipeline",), ("datapipeline:PutPipelineDefinition",))),
-    # codebuild-001; PMapper codebuild_edges
-    PassRoleMethod("CodeBuild", "codebuild.amazonaws.com", (("codebuild:CreateProject",), (
-        "codebuild:StartBuild", "codebuild:StartBuildBatch"))),
-    # sagemaker-001..003; PMapper sagemaker_edges
-    PassRoleMethod("SageMaker", "sagemaker.amazonaws.com", ((
-        "sagemaker:CreateNotebookInstance", "sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob"),)),
-    # ecs-001..005
-    PassRoleMethod("ECS", "ecs-tasks.amazonaws.com", (("ecs:RegisterTaskDefinition",), (
-        "ecs:RunTask", "ecs:StartTask", "ecs:CreateService"))),
-)
-CREDENTIAL_ACTIONS = ("iam:CreateAccessKey", "iam:CreateLoginProfile", "iam:UpdateLoginProfile")
-WRITE_POLICY = {"role": ("iam:AttachRolePolicy", "iam:PutRolePolicy"),
-                "user": ("iam:AttachUserPolicy", "iam:PutUserPolicy")}
-WRITE_GROUP_POLICY = ("iam:AttachGroupPolicy", "iam:PutGroupPolicy")
-DROP_BOUNDARY = {"role": ("iam:DeleteRolePermissionsBoundary", "iam:PutRolePermissionsBoundary"),
-                 "user": ("iam:DeleteUserPermissionsBoundary", "iam:PutUserPermissionsBoundary")}
-MODIFY_ACTIONS = (*WRITE_POLICY["role"], *WRITE_POLICY["user"], *DROP_BOUNDARY["role"], *DROP_BOUNDARY["user"],
-                  "iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion")
 
 
 @dataclass(frozen=True, order=True)
@@ -563,89 +524,3 @@ class Graph:
                 hops.append(self._hop(node, replace(node, groups=frozenset(groups)), "join_group",
                                       f"iam:AddUserToGroup on group(s) {names}", [joinable[g] for g in groups]))
         return hops
-
-
-def explore(graph: Graph, starts: Iterable[Node], saturated) -> list[Node]:
-    """``starts`` and every node reachable from them; ``saturated(node)``: nothing to gain beyond it."""
-    seen = dict.fromkeys(starts)
-    queue = list(seen)
-    while queue:
-        node = queue.pop()
-        if saturated(node):
-            graph._edges[node] = []
-            continue
-        for hop in graph.edges(node):
-            if hop.family is None and hop.target not in seen:
-                seen[hop.target] = None
-                queue.append(hop.target)
-    return list(seen)
-
-
-def propagate(graph: Graph, nodes: Sequence[Node], masks: Mapping[Node, int],
-              allowed_only: bool) -> tuple[dict[Node, int], dict[Node, dict[int, Hop]]]:
-    """What each node can reach (bit masks of terminal capabilities) and, per gained bit, its next hop.
-
-    Rounds of relaxation over the edges (round k finds the paths of k hops), so each path is a
-    shortest one; ``allowed_only`` follows only hops allowed without conditions. A family hop gains
-    what any of its members has; the hop recorded names the member it goes through.
-    """
-    best = {n: masks.get(n, 0) for n in nodes}
-    via: dict[Node, dict[int, Hop]] = {}
-    while True:
-        previous = dict(best)
-        families: dict[tuple[str, frozenset[str]], tuple[int, dict[int, str]]] = {}
-        for node in nodes:
-            for hop in graph.edges(node):
-                if allowed_only and hop.decision != "allowed":
-                    continue
-                if hop.family is None:
-                    gain = previous.get(hop.target, 0) & ~best[node]
-                    members = None
-                else:
-                    if hop.family not in families:
-                        families[hop.family] = _family_mask(graph, hop.family, previous)
-                    mask, members = families[hop.family]
-                    gain = mask & ~best[node]
-                if not gain:
-                    continue
-                best[node] |= gain
-                hops = via.setdefault(node, {})
-                for bit in _bits(gain):
-                    hops[bit] = hop if members is None else replace(hop, target=Node(members[bit]), family=None)
-        if best == previous:
-            return best, via
-
-
-def _family_mask(graph: Graph, family: tuple[str, frozenset[str]],
-                 masks: Mapping[Node, int]) -> tuple[int, dict[int, str]]:
-    """What the members of a family (but the excluded ones) have, and for each bit the first member having it."""
-    key, excluded = family
-    mask, members = 0, {}
-    for member in graph.estate.families.get(key, ()):
-        gain = masks.get(Node(member), 0) & ~mask if member not in excluded else 0
-        if gain:
-            mask |= gain
-            for bit in _bits(gain):
-                members[bit] = member
-    return mask, members
-
-
-def _bits(mask: int) -> Iterable[int]:
-    while mask:
-        low = mask & -mask
-        yield low.bit_length() - 1
-        mask ^= low
-
-
-def path_to(via: Mapping[Node, Mapping[int, Hop]], start: Node, bit: int) -> tuple[Hop, ...]:
-    """The hops from ``start`` to the node that has capability ``bit`` itself."""
-    path, node = [], start
-    while bit in via.get(node, {}):
-        hop = via[node][bit]
-        path.append(hop)
-        node = hop.target
-    return tuple(path)
-
-
-def path_decision(path: Sequence[Hop]) -> str:
-    return "allowed" if all(h.decision == "allowed" for h in path) else "conditional"

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dynamoguard.access.escalation import Estate, Graph, Node, explore, path_decision, path_to, propagate
+from dynamoguard.access.escalation import Estate, Graph, Node
 from dynamoguard.access.evaluate import (
     NAME,
     Access,
@@ -15,6 +15,7 @@ from dynamoguard.access.evaluate import (
     statement_principals,
     statements,
 )
+from dynamoguard.access.paths import explore, path_decision, path_to, propagate
 
 DESTRUCTIVE = "destructive"
 DATA = "data"

@@ -33,7 +33,7 @@ class LockFindings:
     """
 
     def __init__(self, job: str, bucket: str, scope_of: Callable[[str], str], bucket_scopes: Iterable[str]):
-        from dynamoguard.reverify import FindingSet
+        from dynamoguard.findings import FindingSet
 
         self.job = job
         self.bucket = bucket
