@@ -19,6 +19,7 @@ from dynamoguard.exports.manifest import (
     CHECKSUM_SUFFIXES,
     STARTED_NAME,
     SUMMARY_NAME,
+    DataFile,
     ManifestError,
     ManifestSummary,
     b64_md5,
@@ -265,18 +266,8 @@ def verify_export(s3, bucket: str, export_arn: str, table_arn: str, export_time:
         result.problem("manifest_files_invalid", summary_key,
                        f"manifestFilesS3Key {files_key!r} is outside the export folder {folder!r}")
         return result
-    raw_files = read_object(s3, bucket, files_key)
-    if raw_files is None:
-        result.problem("manifest_files_missing", files_key, "listed in the summary but not in the bucket")
-        return result
-    expected_keys |= {files_key}
-    result.checksum(files_key, listed.get(files_key, {}).get("ETag"), raw_files)
-    result.checks_run.append("manifest_files_checksum")
-    expected_keys |= check_companion(s3, result, listed, files_key, raw_files, "manifest_files")
-    try:
-        data_files = parse_manifest_files(raw_files, files_key)
-    except ManifestError as error:
-        result.problem("manifest_files_invalid", files_key, str(error))
+    data_files = read_files_manifest(s3, bucket, result, listed, files_key, expected_keys)
+    if data_files is None:
         return result
 
     result.checks_run += ["data_files_present", "md5", "etag", "item_counts"]
@@ -325,6 +316,25 @@ def verify_export(s3, bucket: str, export_arn: str, table_arn: str, export_time:
 
     report_unexpected(result, listed, expected_keys)
     return result
+
+
+def read_files_manifest(s3, bucket: str, result: VerificationResult, listed: dict, files_key: str,
+                        expected: set[str]) -> list[DataFile] | None:
+    """manifest-files.json read, checked against its checksum files (both added to ``expected``) and parsed;
+    None, with the problem recorded, when it is missing or invalid."""
+    raw = read_object(s3, bucket, files_key)
+    if raw is None:
+        result.problem("manifest_files_missing", files_key, "listed in the summary but not in the bucket")
+        return None
+    expected.add(files_key)
+    result.checksum(files_key, listed.get(files_key, {}).get("ETag"), raw)
+    result.checks_run.append("manifest_files_checksum")
+    expected |= check_companion(s3, result, listed, files_key, raw, "manifest_files")
+    try:
+        return parse_manifest_files(raw, files_key)
+    except ManifestError as error:
+        result.problem("manifest_files_invalid", files_key, str(error))
+        return None
 
 
 def check_companion(s3, result: VerificationResult, listed: dict, key: str, raw: bytes, what: str) -> set[str]:

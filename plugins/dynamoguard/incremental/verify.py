@@ -21,13 +21,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dynamoguard.exports.manifest import STARTED_NAME, SUMMARY_NAME, ManifestError, export_folder, parse_manifest_files
+from dynamoguard.exports.manifest import STARTED_NAME, SUMMARY_NAME, ManifestError, export_folder
 from dynamoguard.exports.verify import (
     CHECK_OF,
     CHUNK,
     VerificationResult,
     check_companion,
     list_folder,
+    read_files_manifest,
     read_object,
     report_unexpected,
 )
@@ -206,18 +207,11 @@ def verify_incremental(s3, bucket: str, export_arn: str, table_arn: str, window:
     result.checks_run.append("manifest_files")
     files_key = summary.files_key
     result.manifest_files_key = files_key
-    raw_files = read_object(s3, bucket, files_key) if files_key.startswith(folder) else None
-    if raw_files is None:
+    if not files_key.startswith(folder):
         result.problem("manifest_files_missing", files_key, f"not in the bucket under {folder}")
         return result
-    expected.add(files_key)
-    result.checksum(files_key, listed.get(files_key, {}).get("ETag"), raw_files)
-    result.checks_run.append("manifest_files_checksum")
-    expected |= check_companion(s3, result, listed, files_key, raw_files, "manifest_files")
-    try:
-        files = parse_manifest_files(raw_files, files_key)
-    except ManifestError as error:
-        result.problem("manifest_files_invalid", files_key, str(error))
+    files = read_files_manifest(s3, bucket, result, listed, files_key, expected)
+    if files is None:
         return result
     result.checks_run += ["data_files_present", "md5", "etag", "item_counts", "line_shape", "write_times"]
     for data_file in files:
