@@ -40,6 +40,15 @@ def test_missed_windows_no_chain_and_an_rpo_over_the_limit_are_findings():
     assert set(checks(run_findings("orders", None, {}, [], 60, 7200))) == {"window_failed"}
 
 
+def test_before_the_first_verified_full_export_the_chain_waits_with_one_info_finding():
+    waiting = {"reason": "no_full_export", "missed": 0, "window": None}
+    found = run_findings("orders", waiting, {}, [], None, 7200, first_full_pending=True)
+    assert [(f.check, f.severity) for f in found] == [("awaiting_full_export", "info")]
+    broken = checks(run_findings("orders", {**waiting, "reason": "chain_broken"}, {}, [], None, 7200,
+                                 first_full_pending=True))
+    assert broken["chain_broken"].severity == "high"  # only the missing first full export waits
+
+
 def test_line_shapes():
     start, end = 1_000_000, 2_000_000
     meta = '{"Metadata":{"WriteTimestampMicros":{"N":"1500000"}}'

@@ -24,12 +24,21 @@ def replicated_to(previous: dict[str, Any], replica: dict[str, Any] | None, wind
 
 
 def run_findings(table: str, plan: dict[str, Any] | None, results: dict[str, Any], problems: list[str],
-                 rpo_seconds: float | None, limit_seconds: float) -> list[Finding]:
+                 rpo_seconds: float | None, limit_seconds: float, *, first_full_pending: bool = False) -> list[Finding]:
     """The findings of one run of ``table``'s chain: ``plan`` (the export step's plan), ``results`` (each step's
-    result, None when it failed or did not run), ``problems`` (the verification's, when it failed)."""
+    result, None when it failed or did not run), ``problems`` (the verification's, when it failed).
+
+    ``first_full_pending``: the table has never had a verified full export (a newly protected table, or the
+    first night after setup). Without one there is nothing to chain from and no RPO yet: that is one info
+    finding, not an alert; a full export that never comes is the nightly deadline check's high finding.
+    """
     resource = f"table/{table}"
-    found: list[Finding] = []
     reason = (plan or {}).get("reason")
+    if first_full_pending and reason == "no_full_export":
+        return [Finding(job=JOB, check="awaiting_full_export", severity="info", table=table, resource=resource,
+                        title=f"{table}: incremental exports start after the first verified full export",
+                        evidence={"plan": plan})]
+    found: list[Finding] = []
     if plan is None:
         found.append(Finding(job=JOB, check="window_failed", severity="high", table=table, resource=resource,
                              title=f"{table}: the incremental export step failed before planning a window",

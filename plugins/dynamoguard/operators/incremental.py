@@ -196,7 +196,9 @@ class IncrementalRecordOperator(DynamoguardOperator):
         now = utcnow()
         age = rpo.rpo_seconds(replicated, now)
         limit = self.config.incremental.rpo_limit_minutes * 60
-        findings = rpo.run_findings(self.table, plan, results, failed_check.get("problems") or [], age, limit)
+        full = self.findings_store().load("export", self.table).get("summary") or {}
+        findings = rpo.run_findings(self.table, plan, results, failed_check.get("problems") or [], age, limit,
+                                    first_full_pending=not full.get("export_time"))
         export = results.get("export") or {}
         summary = {"replicated_to": replicated, "rpo_seconds": age, "rpo_limit_seconds": limit,
                    "chain_end": (plan or {}).get("chain_end"), "plan": (plan or {}).get("reason"),
