@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 pytestmark = [pytest.mark.aws, pytest.mark.airflow]
 
+ROOT = Path(__file__).resolve().parents[2]
 UTC = timezone.utc
 BUCKET = "dynamoguard-exports"  # the seeded backup bucket: Object Lock, COMPLIANCE 35 days
 
@@ -131,7 +133,10 @@ def test_check_operator_stores_each_tables_findings_and_a_clean_run_resolves_the
     assert _open(state) == {} and [f["status"] for f in state["findings"]] == ["resolved"]
 
 
-def test_sweep_stores_findings_per_table_folder_and_reports_the_retentions_it_extended(seeded):
+def test_sweep_stores_findings_per_table_folder_and_reports_the_retentions_it_extended(seeded, tmp_path,
+                                                                                         monkeypatch):
+    import yaml
+
     from dynamoguard.notify import FindingsFailed
     from dynamoguard.operators.object_lock import ObjectLockSweepOperator
 
@@ -146,11 +151,15 @@ def test_sweep_stores_findings_per_table_folder_and_reports_the_retentions_it_ex
     orders = store.load("object_lock_sweep", "orders")
     assert orders["findings"] == [] and orders["summary"]["ok"] is True and orders["summary"]["objects"] == 6
 
-    ObjectLockSweepOperator(task_id="sweep", enforce=True).execute({})  # extends the short retention
+    config = yaml.safe_load((ROOT / "include" / "dynamoguard.yaml").read_text())
+    config["backup_bucket"]["enforce_retention"] = True  # the nightly role then grants s3:PutObjectRetention
+    (tmp_path / "enforce.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("DYNAMOGUARD_CONFIG", str(tmp_path / "enforce.yaml"))
+    ObjectLockSweepOperator(task_id="sweep").execute({})  # extends the short retention
     customers = store.load("object_lock_sweep", "customers")
     extended = _open(customers)["retention_extended"]
     assert list(_open(customers)) == ["retention_extended"] and extended["severity"] == "medium"
     assert extended["evidence"]["new_mode"] == "COMPLIANCE" and customers["summary"]["extended"] == 1
 
-    ObjectLockSweepOperator(task_id="sweep", enforce=True).execute({})  # nothing left to repair
+    ObjectLockSweepOperator(task_id="sweep").execute({})  # nothing left to repair
     assert _open(store.load("object_lock_sweep", "customers")) == {}
