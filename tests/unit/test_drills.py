@@ -222,7 +222,8 @@ def test_check_params_accepts_the_form_and_rejects_each_bad_value(config):
 def test_scheduled_runs_rotate_one_table_per_period_or_take_all(config):
     week = timedelta(days=7)
     start = datetime(2026, 11, 1, 5, tzinfo=timezone.utc)
-    picked = [plan_drills(config, {}, run_type="scheduled", run_id=f"s{i}", started=NOW,
+    rotating = config.model_copy(update={"drills": config.drills.model_copy(update={"all_tables": False})})
+    picked = [plan_drills(rotating, {}, run_type="scheduled", run_id=f"s{i}", started=NOW,
                           interval_start=start + i * week, interval_end=start + (i + 1) * week)[0]["table"]
               for i in range(6)]
     assert sorted(picked[:3]) == sorted(config.table_names) and picked[3:] == picked[:3]
