@@ -80,6 +80,21 @@ def test_a_scheduled_drill_waits_deferred_for_the_first_export(seeded):
     assert drill["export"]["export_arn"] == export.export_arn and drill["skipped_exports"] == []
 
 
+def test_a_scheduled_drill_waits_while_the_first_export_is_still_being_written(seeded):
+    """The nightly export has started (its folder holds ``_started``) but has no manifest yet: wait, not fail."""
+    s3 = seeded.client("s3")
+    s3.put_object(Bucket=CONFIG.backup_bucket.name, Body=b"",
+                  Key=f"{CONFIG.backup_bucket.prefix}/customers/2026-12-01/AWSDynamoDB/01796000000000-0123abcd/_started")
+    operator = DrillPrepareOperator(task_id="prepare", spec=_scheduled_spec(utcnow()))
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute({"run_id": "scheduled__x"})
+    assert deferred.value.method_name == "execute"
+
+    manual = DrillPrepareOperator(task_id="prepare", spec={**_scheduled_spec(utcnow()), "wait_for_export": False})
+    with pytest.raises(AirflowFailException, match="no verified export"):  # a manual drill is told at once
+        manual.execute({"run_id": "scheduled__x", "ti": _Ti()})
+
+
 def test_a_scheduled_drill_that_waited_too_long_fails_for_good(seeded):
     started = utcnow() - timedelta(hours=CONFIG.drills.max_drill_hours, minutes=1)
     operator = DrillPrepareOperator(task_id="prepare", spec=_scheduled_spec(started))

@@ -45,6 +45,7 @@ class SkippedExport:
     reason: str
     export_arn: str | None = None
     export_time: str | None = None
+    unfinished: bool = False  # no manifest-summary.json yet: an export still being written (or abandoned)
 
     def __str__(self) -> str:
         return f"{self.location}: {self.reason}"
@@ -118,7 +119,7 @@ def latest_verified_export(s3, bucket: str, table_prefix: str, table_arn: str, *
             export = read_export(s3, bucket, key)
         except ClientError as error:
             if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
-                skipped.append(SkippedExport(location, "no manifest (export unfinished?)"))
+                skipped.append(SkippedExport(location, "no manifest (export unfinished?)", unfinished=True))
                 continue
             raise
         except DrillError as error:

@@ -67,8 +67,9 @@ def fail(config, aws, drill: dict[str, Any], restore: dict[str, Any] | None, ste
 def prepare(config, aws, spec: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
     """Resolve one drill: source schema, the newest verified export at or before the restore point, scratch name.
 
-    A scheduled drill (``wait_for_export``) of a table with no export at all raises ExportNotYet until
-    ``drills.max_drill_hours`` after its start, instead of failing before the nightly job has run.
+    A scheduled drill (``wait_for_export``) of a table with no export at all, or whose only exports are still
+    being written (no manifest yet), raises ExportNotYet until ``drills.max_drill_hours`` after its start, instead
+    of failing before the nightly job has run or finished.
     """
     started = parse_time(spec["started_at"])
     source = sources.get(spec["source"])
@@ -82,11 +83,11 @@ def prepare(config, aws, spec: dict[str, Any], now: datetime | None = None) -> d
         "requested_restore_point": spec["restore_point"],
     }
     prefix = table_prefix(config.backup_bucket.prefix, spec["table"])
+    now = now or utcnow()
+    may_wait = spec.get("wait_for_export") and now < started + timedelta(hours=config.drills.max_drill_hours)
     try:
         _, s3 = _clients(config, aws, source)
-        now = now or utcnow()
-        if spec.get("wait_for_export") and now < started + timedelta(hours=config.drills.max_drill_hours) \
-                and not export_summary_keys(s3, source.bucket(config), prefix):
+        if may_wait and not export_summary_keys(s3, source.bucket(config), prefix):
             raise ExportNotYet(f"no export of {spec['table']} yet under s3://{source.bucket(config)}/{prefix}",
                                now + EXPORT_POLL)
         try:
@@ -104,6 +105,9 @@ def prepare(config, aws, spec: dict[str, Any], now: datetime | None = None) -> d
     except ExportNotYet:
         raise
     except NoVerifiedExport as error:
+        if may_wait and error.skipped and all(s.unfinished for s in error.skipped):
+            raise ExportNotYet(f"the exports of {spec['table']} are still being written: {error}",
+                               now + EXPORT_POLL) from error
         drill["skipped_exports"] = [s.as_dict() for s in error.skipped]
         raise fail(config, aws, drill, None, "prepare", error, check="no_verified_export", for_good=True) from error
     except Exception as error:
