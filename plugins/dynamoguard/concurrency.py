@@ -1,7 +1,8 @@
-"""Bounded concurrency for S3 work: a read-ahead iterator and a bounded, unordered thread map.
+"""The one place for concurrent work: a read-ahead iterator, bounded thread maps (unordered and ordered) and
+two or more calls at once.
 
-Both keep memory flat whatever the size of the input: ``prefetch`` holds at most ``size`` items ahead
-of the consumer, ``bounded_map`` at most ``2 * workers`` calls in flight.
+Memory stays flat whatever the size of the input: ``prefetch`` holds at most ``size`` items ahead of the
+consumer, ``bounded_map`` and ``ordered_map`` at most ``2 * workers`` calls in flight.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
@@ -62,3 +64,24 @@ def bounded_map(fn: Callable[..., Any], items: Iterable[tuple], workers: int,
             for future in done:
                 yield future.result()
             running |= {pool.submit(fn, *item) for item in itertools.islice(items, len(done))}
+
+
+def ordered_map(fn: Callable[..., Any], items: Iterable[tuple], workers: int,
+                thread_name_prefix: str = "") -> Iterator[Any]:
+    """``fn(*item)`` for each item on ``workers`` threads, results in the order of ``items``, at most
+    ``2 * workers`` calls in flight (a slow call holds back the results after it, not the work)."""
+    items = iter(items)
+    workers = max(1, workers)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=thread_name_prefix) as pool:
+        pending = deque(pool.submit(fn, *item) for item in itertools.islice(items, 2 * workers))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(fn, *item) for item in itertools.islice(items, 1))
+            yield result
+
+
+def together(*calls: Callable[[], Any]) -> list[Any]:
+    """Run ``calls`` at the same time, one thread each; their results in order (the first error is raised)."""
+    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+        futures = [pool.submit(call) for call in calls]
+        return [future.result() for future in futures]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -18,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from dynamoguard.access.evaluate import Principal, PrincipalPolicies
 from dynamoguard.aws import error_code
+from dynamoguard.concurrency import ordered_map
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +78,8 @@ def managed_policy_documents(iam, details: Mapping[str, list[dict[str, Any]]]) -
                 docs[policy["Arn"]] = policy_document(version["Document"])
     missing = sorted(_attached_arns(details) - set(docs))
     if missing:
-        with ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(missing))) as pool:
-            for policy in pool.map(lambda arn: _fetch_policy(iam, arn), missing):
-                docs[policy["Arn"]] = policy_document(policy["PolicyVersionList"][0]["Document"])
+        for policy in ordered_map(_fetch_policy, ((iam, arn) for arn in missing), min(MAX_WORKERS, len(missing))):
+            docs[policy["Arn"]] = policy_document(policy["PolicyVersionList"][0]["Document"])
     return docs
 
 

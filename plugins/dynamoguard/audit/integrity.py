@@ -27,7 +27,6 @@ log file a backfill digest lists is not "unlisted".
 from __future__ import annotations
 
 import hashlib
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +37,7 @@ from dynamoguard.audit import discovery
 from dynamoguard.audit.findings import Finding
 from dynamoguard.audit.reader import UnreadableLog, iter_gunzip
 from dynamoguard.aws import error_code
+from dynamoguard.concurrency import ordered_map
 from dynamoguard.timeutil import parse_time
 
 _MISSING = ("NoSuchKey", "404", "NotFound", "NoSuchVersion")
@@ -163,11 +163,10 @@ class DigestValidator:
             entries.extend(e for e in digest.get("logFiles") or () if isinstance(e, dict))
             if not is_backfill(key):
                 findings.extend(self._unlisted_logs(digest, unit))
-        with ThreadPoolExecutor(max_workers=max(1, self.max_workers)) as pool:
-            for result in pool.map(lambda e: check_log_file(self.s3, e, unit), entries):
-                counts["log_files_verified"] += 1
-                if result:
-                    findings.append(result)
+        for result in ordered_map(check_log_file, ((self.s3, e, unit) for e in entries), self.max_workers):
+            counts["log_files_verified"] += 1
+            if result:
+                findings.append(result)
         return findings, counts
 
     def _backfilled(self, unit: discovery.Unit, start: datetime, end: datetime) -> set[str]:

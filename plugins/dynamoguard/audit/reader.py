@@ -15,9 +15,7 @@ principal, table and outcome per audit unit, with a count; above ``max_reads_per
 from __future__ import annotations
 
 import zlib
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
@@ -30,6 +28,7 @@ from dynamoguard.audit.findings import Finding, lower, rank
 from dynamoguard.audit.records import is_network_copy
 from dynamoguard.audit.registry import REGISTRY, evaluate
 from dynamoguard.audit.rules import RULES
+from dynamoguard.concurrency import ordered_map
 
 CHUNK = 1 << 20
 REQUIRED_FIELDS = frozenset({"eventSource", "eventName", "eventTime", "eventID"})
@@ -319,18 +318,7 @@ def audit_objects(s3, bucket: str, keys: list[str], ctx: Context, max_workers: i
             failed.findings.append(unreadable(key, f"cannot fetch object ({exc})"))
             return failed
 
-    def consume(key: str, future) -> None:
-        fetched = future.result()
-        result = fetched if isinstance(fetched, LogResult) else audit_stream(_Bytes(fetched), key, ctx, fast=fast)
-        total.merge(result)
-
-    workers = max(1, max_workers)
-    pending: deque = deque()
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for key in keys:
-            pending.append((key, pool.submit(fetch, key)))
-            if len(pending) >= 2 * workers:
-                consume(*pending.popleft())
-        while pending:
-            consume(*pending.popleft())
+    for key, fetched in zip(keys, ordered_map(fetch, ((key,) for key in keys), max_workers, "audit-get"),
+                            strict=True):
+        total.merge(fetched if isinstance(fetched, LogResult) else audit_stream(_Bytes(fetched), key, ctx, fast=fast))
     return total

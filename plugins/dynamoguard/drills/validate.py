@@ -7,13 +7,12 @@ import hashlib
 import heapq
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
 
-from dynamoguard.concurrency import bounded_map
+from dynamoguard.concurrency import bounded_map, together
 from dynamoguard.drills.digest import (
     DigestBuckets,
     batched,
@@ -76,11 +75,9 @@ def validate_full(ddb, s3, table: str, export: ExportRef, key_names: tuple[str, 
     started = time.monotonic()
     result = Validation(mode="full", items_expected=export.item_count)
     restored, exported = DigestBuckets(bucket_count(export.item_count)), DigestBuckets(bucket_count(export.item_count))
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        scan = pool.submit(digest_table, ddb, table, key_names, restored, segments=segments)
-        lines = pool.submit(digest_export, s3, export, key_names, exported, workers=workers, changes=changes)
-        scan.result()
-        per_file = lines.result()
+    _, per_file = together(
+        lambda: digest_table(ddb, table, key_names, restored, segments=segments),
+        lambda: digest_export(s3, export, key_names, exported, workers=workers, changes=changes))
     if changes:
         result.items_expected = exported.count
         result.notes.append(f"{len(changes)} key(s) changed by incremental windows on top of the export")
@@ -111,13 +108,10 @@ def _name_mismatches(ddb, s3, table: str, export: ExportRef, key_names: tuple[st
     only = set(differing[:max_keys])
     got: dict[bytes, int] = {}
     want: dict[bytes, int] = {}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        scan = pool.submit(digest_table, ddb, table, key_names, DigestBuckets(size), segments=segments,
-                           only=only, keyed=got)
-        lines = pool.submit(digest_export, s3, export, key_names, DigestBuckets(size), workers=workers,
-                            only=only, keyed=want, changes=changes)
-        scan.result()
-        lines.result()
+    together(lambda: digest_table(ddb, table, key_names, DigestBuckets(size), segments=segments, only=only,
+                                  keyed=got),
+             lambda: digest_export(s3, export, key_names, DigestBuckets(size), workers=workers, only=only,
+                                   keyed=want, changes=changes))
     found = []
     for key_json in sorted(set(got) | set(want)):
         if key_json not in got:
@@ -186,11 +180,9 @@ def validate_sample(ddb, s3, table: str, export: ExportRef, key_names: tuple[str
     """Count the restored items, then read back ``size`` exported items by key and compare them one by one."""
     started = time.monotonic()
     result = Validation(mode="sample", items_expected=export.item_count)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        counted = pool.submit(count_items, ddb, table, segments)
-        sampled = pool.submit(sample_keys, s3, export, key_names, size, seed, workers=workers)
-        result.items_restored = counted.result()
-        items, read = sampled.result()
+    result.items_restored, (items, read) = together(
+        lambda: count_items(ddb, table, segments),
+        lambda: sample_keys(s3, export, key_names, size, seed, workers=workers))
     if read != export.item_count:
         result.problems.append(f"export data holds {read} items, manifest itemCount {export.item_count}")
     if result.items_restored != export.item_count:

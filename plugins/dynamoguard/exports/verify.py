@@ -7,7 +7,6 @@ import hashlib
 import logging
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from dynamoguard.aws import error_code
+from dynamoguard.concurrency import ordered_map
 from dynamoguard.exports.manifest import (
     CHECKSUM_SUFFIXES,
     STARTED_NAME,
@@ -287,8 +287,8 @@ def verify_export(s3, bucket: str, export_arn: str, table_arn: str, export_time:
     result.data_keys = [f.key for f in data_files if f.key in seen]
     listed_total = sum(f.item_count for f in data_files)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(to_scan) or 1))) as pool:
-        scans = list(pool.map(lambda f: scan_data_file(s3, bucket, f.key), to_scan))
+    scans = list(ordered_map(scan_data_file, ((s3, bucket, f.key) for f in to_scan),
+                             min(max_workers, len(to_scan) or 1), "verify"))
     counted_total = 0
     for data_file, scan in zip(to_scan, scans, strict=True):
         if not scan.found:
