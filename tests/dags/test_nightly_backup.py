@@ -197,9 +197,16 @@ def test_rerun_of_the_same_night_reuses_the_export_and_verification_catches_tamp
     assert state["summary"]["ok"] is False
 
 
-def test_backfill_two_nights_gives_two_dated_exports(seeded, airflow_db, write_config):
+def test_backfill_two_nights_gives_two_dated_exports_each_with_its_nights_content(seeded, airflow_db, write_config):
+    import gzip
+
+    from tests.aws.incremental_helpers import backdate
+
     write_config(tables=["inventory"])
     nights = [night(3), night(2)]
+    # an item written an hour before the second night (after the first): only the second night's export holds it
+    seeded.client("dynamodb").put_item(TableName="inventory", Item={"sku": {"S": "sku-backfill-marker"}})
+    backdate(seeded, "inventory", (datetime.now(timezone.utc) - nights[1]).total_seconds() + 3600)
     results = []
     for logical_date in nights:
         state, tasks = run(logical_date)
@@ -208,6 +215,11 @@ def test_backfill_two_nights_gives_two_dated_exports(seeded, airflow_db, write_c
     assert [r["export_time"] for r in results] == [iso_ms(n) for n in nights]
     assert [r["s3_prefix"] for r in results] == [f"exports/inventory/{n.date().isoformat()}" for n in nights]
     assert all(r["ok"] for r in results)
+    assert results[1]["item_count"] == results[0]["item_count"] + 1
+    s3 = seeded.client("s3")
+    holds_marker = [any(b"sku-backfill-marker" in gzip.decompress(s3.get_object(Bucket=r["bucket"], Key=key)[
+        "Body"].read()) for key in r["data_keys"]) for r in results]
+    assert holds_marker == [False, True]
     exports = exports_of(seeded, "inventory")
     assert sorted(e["ExportTime"] for e in exports) == nights
     assert len({e["ExportArn"] for e in exports}) == 2
