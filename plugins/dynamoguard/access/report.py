@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from dynamoguard.access.evaluate import condition_text
 from dynamoguard.access.findings import ALERT_SEVERITIES, SEVERITIES, Finding
 from dynamoguard.access.resources import Entry, ProtectedResource
+from dynamoguard.aws import error_code
 
 REPORT_VERSION = 1
 FOLDER = "access-review"
@@ -281,7 +282,7 @@ def previous_report(s3, bucket: str, prefix: str, run_date: str) -> dict[str, An
         try:
             body = s3.get_object(Bucket=bucket, Key=report_keys(prefix, date)[0])["Body"].read()
         except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            if error_code(error) in ("NoSuchKey", "404"):
                 continue  # a run that wrote no report (failed before the end)
             raise
         return json.loads(body)

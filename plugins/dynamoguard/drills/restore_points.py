@@ -9,6 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.aws import error_code
 from dynamoguard.drills import DrillError, NoVerifiedExport
 from dynamoguard.exports.manifest import ManifestError, ManifestSummary, parse_manifest_files
 from dynamoguard.exports.verify import verify_export
@@ -118,7 +119,7 @@ def latest_verified_export(s3, bucket: str, table_prefix: str, table_arn: str, *
         try:
             export = read_export(s3, bucket, key)
         except ClientError as error:
-            if error.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            if error_code(error) in ("NoSuchKey", "404"):
                 skipped.append(SkippedExport(location, "no manifest (export unfinished?)", unfinished=True))
                 continue
             raise

@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.aws import error_code
 from dynamoguard.drills import DrillError
 from dynamoguard.timeutil import iso, parse_time, utcnow
 
@@ -153,14 +154,14 @@ def tag_table(ddb, table_arn: str, tags: list[dict[str, str]], timeout: float = 
             ddb.tag_resource(ResourceArn=table_arn, Tags=tags)
             return
         except ClientError as error:
-            code = error.response["Error"]["Code"]
+            code = error_code(error)
             if code not in ("ResourceInUseException", "ResourceNotFoundException") or time.monotonic() > deadline:
                 raise
             time.sleep(2)
 
 
 def _not_found(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] == "ResourceNotFoundException"
+    return error_code(error) == "ResourceNotFoundException"
 
 
 def _table_and_tags(ddb, name: str) -> tuple[dict[str, Any], dict[str, str]] | None:

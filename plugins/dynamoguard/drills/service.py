@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.aws import error_code
 from dynamoguard.drills import DrillError, DrillFailed, DrillFailedForGood, ExportNotYet, NoVerifiedExport, sources
 from dynamoguard.drills.record import drill_record, write_record
 from dynamoguard.drills.restore_points import export_summary_keys, latest_verified_export, read_export
@@ -95,7 +96,7 @@ def prepare(config, aws, spec: dict[str, Any], now: datetime | None = None) -> d
                 "Table"])
         except ClientError as error:  # a deleted table: the schema kept with its backups, if its source keeps one
             kept = source.stored_schema(config, s3, spec["table"])
-            if error.response.get("Error", {}).get("Code") != "ResourceNotFoundException" or kept is None:
+            if error_code(error) != "ResourceNotFoundException" or kept is None:
                 raise
             log.warning("table %s does not exist; using the schema kept with its backups", spec["table"])
             drill["schema"] = kept

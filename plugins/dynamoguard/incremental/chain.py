@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.aws import error_code
 from dynamoguard.exports.manifest import SUMMARY_NAME, ManifestError, ManifestSummary
 from dynamoguard.incremental.windows import Window
 from dynamoguard.layout import incremental_root, incremental_window, table_prefix
@@ -72,7 +73,7 @@ def _exists(s3, bucket: str, key: str) -> bool:
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
             return False
         raise
     return True
@@ -93,7 +94,7 @@ def full_export_times(s3, bucket: str, base_prefix: str, table: str, at_or_befor
                 raw = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
                 summary = ManifestSummary.parse(raw, key)
             except ClientError as error:
-                if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                if error_code(error) in ("NoSuchKey", "404"):
                     continue
                 raise
             except ManifestError:

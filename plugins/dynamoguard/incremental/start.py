@@ -8,6 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.aws import error_code
 from dynamoguard.exports.start import ExportError, ExportTimeOutsideWindow
 from dynamoguard.incremental.windows import Window
 from dynamoguard.timeutil import iso_ms
@@ -36,7 +37,7 @@ def start_incremental(ddb, table_arn: str, window: Window, bucket: str, prefix: 
                                             "ExportViewType": view},
         )["ExportDescription"]
     except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
+        code = error_code(error)
         message = error.response.get("Error", {}).get("Message", "")
         if code == "InvalidExportTimeException":
             raise ExportTimeOutsideWindow(f"{table_arn}: DynamoDB rejected the window {iso_ms(window.start)} .. "

@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dynamoguard.aws import error_code
 from dynamoguard.exports.manifest import STARTED_NAME, SUMMARY_NAME, ManifestError, export_folder
 from dynamoguard.exports.verify import (
     CHECK_OF,
@@ -133,7 +134,7 @@ def scan_incremental_file(s3, bucket: str, key: str, view: str | None, window: W
     try:
         response = s3.get_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+        if error_code(error) in ("NoSuchKey", "404"):
             return _Scan(found=False)
         raise
     md5, sha256 = hashlib.md5(), hashlib.sha256()
